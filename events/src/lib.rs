@@ -1,0 +1,23 @@
+//! # events — the wire format of Parley's event log
+//!
+//! Everything that is written to NATS JetStream (the event log of record) is defined here, and
+//! nothing here knows about NATS, Postgres or HTTP, so every service and every tool decodes the
+//! log the same way.
+//!
+//! ## Layout
+//! - [`ids`]: validated identifiers ([`ids::Uid`], [`ids::ChannelId`], [`ids::TenantId`]) and
+//!   [`ids::ChannelKey`], the internal identity of a channel (a personal channel is one channel
+//!   per unordered pair of users).
+//! - [`subject`]: subject naming. Ids are base64url-encoded into subject tokens, never spliced in
+//!   raw, so `a.b`, `x*`, `>` or `用户7` are safe.
+//! - [`event`]: the versioned, past-tense domain events and the [`event::Envelope`] around them.
+//! - [`codec`]: JSON encoding, decoding and upcasting of old versions.
+
+pub mod codec;
+pub mod event;
+pub mod ids;
+pub mod subject;
+
+pub use codec::{decode, encode, DecodeError};
+pub use event::{Envelope, Event};
+pub use ids::{ChannelId, ChannelKey, ChannelType, IdError, TenantId, Uid};

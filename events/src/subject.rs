@@ -1,0 +1,106 @@
+//! Subject naming.
+//!
+//! Every subject starts with a configurable root (default `parley`) and the tenant:
+//!
+//! | subject | events |
+//! |---|---|
+//! | `<root>.<tenant>.ch.1.<low>.<high>` | everything on the personal channel between `low` and `high` |
+//! | `<root>.<tenant>.ch.2.<group>` | everything on a group channel (lifecycle, members, messages) |
+//! | `<root>.<tenant>.rd.<uid>` | read positions moved by `uid` |
+//!
+//! Each id is one token, base64url without padding (RFC 4648 §5), so no id can inject `.`, `*`
+//! or `>` and the mapping is injective. One subject per channel is what makes per-channel
+//! optimistic concurrency (`Nats-Expected-Last-Subject-Sequence`) and gap-free `message_seq`
+//! possible.
+
+use crate::ids::{ChannelKey, TenantId, Uid};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+
+/// Encodes one id as a subject token (base64url, no padding).
+pub fn token(id: &str) -> String {
+    URL_SAFE_NO_PAD.encode(id.as_bytes())
+}
+
+/// Decodes a token written by [`token`]; `None` if it is not valid base64url UTF-8.
+pub fn untoken(tok: &str) -> Option<String> {
+    let bytes = URL_SAFE_NO_PAD.decode(tok).ok()?;
+    String::from_utf8(bytes).ok()
+}
+
+/// Builds subjects under one root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subjects {
+    root: String,
+}
+
+impl Subjects {
+    /// Subjects under `root`, which must itself be a valid literal subject prefix (e.g.
+    /// `parley`, or `t_1234` in tests).
+    pub fn new(root: impl Into<String>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// The root, e.g. `parley`.
+    pub fn root(&self) -> &str {
+        &self.root
+    }
+
+    /// The wildcard that covers every event: `<root>.>`; the stream's subject filter.
+    pub fn all(&self) -> String {
+        format!("{}.>", self.root)
+    }
+
+    /// The subject that carries every event of one channel.
+    pub fn channel(&self, tenant: &TenantId, key: &ChannelKey) -> String {
+        match key {
+            ChannelKey::Personal { low, high } => format!(
+                "{}.{}.ch.1.{}.{}",
+                self.root,
+                token(tenant.as_str()),
+                token(low.as_str()),
+                token(high.as_str())
+            ),
+            ChannelKey::Group { id } => {
+                format!("{}.{}.ch.2.{}", self.root, token(tenant.as_str()), token(id.as_str()))
+            }
+        }
+    }
+
+    /// The subject that carries the read positions moved by `uid`.
+    pub fn reads(&self, tenant: &TenantId, uid: &Uid) -> String {
+        format!("{}.{}.rd.{}", self.root, token(tenant.as_str()), token(uid.as_str()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::ChannelId;
+
+    #[test]
+    fn hostile_ids_stay_one_token() {
+        let s = Subjects::new("parley");
+        let t = TenantId::parse("acme").unwrap();
+        for raw in ["a.b", "x*", ">", "用户7", "a.>.*"] {
+            let key = ChannelKey::Group { id: ChannelId::parse(raw).unwrap() };
+            let subj = s.channel(&t, &key);
+            let toks: Vec<&str> = subj.split('.').collect();
+            assert_eq!(toks.len(), 5, "{subj}");
+            assert!(!subj.contains('*') && !subj.contains('>'), "{subj}");
+            assert_eq!(untoken(toks[4]).as_deref(), Some(raw));
+        }
+    }
+
+    #[test]
+    fn personal_subject_is_symmetric() {
+        let s = Subjects::new("parley");
+        let t = TenantId::parse("acme").unwrap();
+        let a = Uid::parse("a.b").unwrap();
+        let b = Uid::parse("c").unwrap();
+        assert_eq!(
+            s.channel(&t, &ChannelKey::personal(&a, &b)),
+            s.channel(&t, &ChannelKey::personal(&b, &a))
+        );
+    }
+}
