@@ -1,1 +1,32 @@
-//! placeholder
+//! # platform — plumbing shared by Parley's services
+//!
+//! Nothing here knows the messaging domain; it is what every service needs around it.
+//!
+//! ## Layout
+//! - [`config`]: typed configuration from `PARLEY_*` env vars and an optional TOML file.
+//! - [`telemetry`]: `tracing` subscriber and the Prometheus recorder.
+//! - [`auth`]: API key → tenant resolution (`Authorization: Bearer <key>`).
+//! - [`error`]: the JSON error body `{"error": {"code", "message", "field"}}` and [`error::ApiError`].
+//! - [`http`]: [`http::JsonBody`] (JSON bodies whose errors name the field), the catch-all that
+//!   turns every framework error into the JSON error body, request metrics, serving with
+//!   graceful shutdown.
+//! - [`log`]: NATS connection and the event stream's definition.
+//! - [`db`]: the Postgres pool.
+//! - [`shutdown`]: SIGINT/SIGTERM as a future.
+
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod http;
+pub mod log;
+pub mod shutdown;
+pub mod telemetry;
+
+/// Milliseconds since the Unix epoch, from the system clock.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

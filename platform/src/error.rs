@@ -1,0 +1,143 @@
+//! The one error shape every endpoint answers with.
+//!
+//! `{"error": {"code": "VALIDATION_ERROR", "message": "…", "field": "payload"}}` with the
+//! status that fits: 400 bad input, 401 no or unknown credentials, 403 not allowed, 404 no such
+//! thing, 409 conflict, 413 too large, 503 a dependency is down or a projection lags.
+
+use poem_openapi::{payload::Json, ApiResponse, Object};
+
+/// The inner object of an error body.
+#[derive(Debug, Clone, Object, serde::Serialize)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code, e.g. `VALIDATION_ERROR`, `CHANNEL_NOT_FOUND`.
+    pub code: String,
+    /// Human-readable explanation.
+    pub message: String,
+    /// The offending request field (`payload`, `messages[3].channel_id`, a parameter name).
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+/// `{"error": {…}}`.
+#[derive(Debug, Clone, Object, serde::Serialize)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// Every error an endpoint can answer, with its HTTP status.
+#[derive(Debug, ApiResponse)]
+pub enum ApiError {
+    /// Malformed or invalid input; `field` names it.
+    #[oai(status = 400)]
+    BadRequest(Json<ErrorBody>),
+    /// Missing, unknown or expired credentials.
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>),
+    /// The caller may not do this (e.g. not a member of the group).
+    #[oai(status = 403)]
+    Forbidden(Json<ErrorBody>),
+    /// The channel, message or user does not exist.
+    #[oai(status = 404)]
+    NotFound(Json<ErrorBody>),
+    /// The request conflicts with the current state (exists already, idempotency key reused).
+    #[oai(status = 409)]
+    Conflict(Json<ErrorBody>),
+    /// The payload or body is larger than allowed.
+    #[oai(status = 413)]
+    PayloadTooLarge(Json<ErrorBody>),
+    /// Unexpected server fault; logged with details, answered without them.
+    #[oai(status = 500)]
+    Internal(Json<ErrorBody>),
+    /// A dependency (NATS, Postgres) is unreachable, or a projection lags (`PROJECTION_LAGGING`).
+    #[oai(status = 503)]
+    Unavailable(Json<ErrorBody>),
+}
+
+fn body(code: &str, message: impl Into<String>, field: Option<&str>) -> Json<ErrorBody> {
+    Json(ErrorBody {
+        error: ErrorDetail {
+            code: code.to_owned(),
+            message: message.into(),
+            field: field.map(str::to_owned),
+        },
+    })
+}
+
+impl ApiError {
+    /// 400 `VALIDATION_ERROR` naming `field`.
+    pub fn validation(field: &str, message: impl Into<String>) -> Self {
+        ApiError::BadRequest(body("VALIDATION_ERROR", message, Some(field)))
+    }
+    /// 400 with a custom code and no field.
+    pub fn bad_request(code: &str, message: impl Into<String>) -> Self {
+        ApiError::BadRequest(body(code, message, None))
+    }
+    /// 401 `UNAUTHORIZED`.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        ApiError::Unauthorized(body("UNAUTHORIZED", message, None))
+    }
+    /// 403 with `code`.
+    pub fn forbidden(code: &str, message: impl Into<String>) -> Self {
+        ApiError::Forbidden(body(code, message, None))
+    }
+    /// 404 with `code`.
+    pub fn not_found(code: &str, message: impl Into<String>) -> Self {
+        ApiError::NotFound(body(code, message, None))
+    }
+    /// 409 with `code`.
+    pub fn conflict(code: &str, message: impl Into<String>) -> Self {
+        ApiError::Conflict(body(code, message, None))
+    }
+    /// 413 `PAYLOAD_TOO_LARGE` naming `field`.
+    pub fn too_large(field: &str, message: impl Into<String>) -> Self {
+        ApiError::PayloadTooLarge(body("PAYLOAD_TOO_LARGE", message, Some(field)))
+    }
+    /// 503 with `code`.
+    pub fn unavailable(code: &str, message: impl Into<String>) -> Self {
+        ApiError::Unavailable(body(code, message, None))
+    }
+    /// 500 `INTERNAL`: logs `err` once here, at the boundary, and hides it from the caller.
+    pub fn internal(context: &str, err: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %err, context, "internal error");
+        ApiError::Internal(body("INTERNAL", "internal error", None))
+    }
+
+    /// The HTTP status this error answers with.
+    pub fn status(&self) -> u16 {
+        match self {
+            ApiError::BadRequest(_) => 400,
+            ApiError::Unauthorized(_) => 401,
+            ApiError::Forbidden(_) => 403,
+            ApiError::NotFound(_) => 404,
+            ApiError::Conflict(_) => 409,
+            ApiError::PayloadTooLarge(_) => 413,
+            ApiError::Internal(_) => 500,
+            ApiError::Unavailable(_) => 503,
+        }
+    }
+
+    /// The error body.
+    pub fn body(&self) -> &ErrorBody {
+        match self {
+            ApiError::BadRequest(b)
+            | ApiError::Unauthorized(b)
+            | ApiError::Forbidden(b)
+            | ApiError::NotFound(b)
+            | ApiError::Conflict(b)
+            | ApiError::PayloadTooLarge(b)
+            | ApiError::Internal(b)
+            | ApiError::Unavailable(b) => &b.0,
+        }
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let e = &self.body().error;
+        write!(f, "{} {}: {}", self.status(), e.code, e.message)
+    }
+}
+
+impl std::error::Error for ApiError {}
