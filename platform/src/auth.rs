@@ -76,3 +76,17 @@ mod tests {
         assert!(ApiKeys::parse("aaaaaaaaaaaaaaaa=bad tenant").is_err());
     }
 }
+
+/// The poem-openapi security scheme of every REST endpoint: `Authorization: Bearer <api key>`,
+/// resolved to its tenant. Inject the [`ApiKeys`] with `poem::EndpointExt::data(keys)`.
+/// A missing or unknown key fails extraction, which renders as 401 `UNAUTHORIZED`.
+#[derive(poem_openapi::SecurityScheme)]
+#[oai(ty = "bearer", checker = "tenant_of_bearer")]
+pub struct TenantAuth(pub TenantId);
+
+async fn tenant_of_bearer(
+    req: &poem::Request,
+    bearer: poem_openapi::auth::Bearer,
+) -> Option<TenantId> {
+    req.data::<ApiKeys>()?.tenant(&bearer.token)
+}

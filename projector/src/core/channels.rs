@@ -1,0 +1,261 @@
+//! Projection `channels`: channel heads, group members and idempotency keys.
+//!
+//! It doubles as the command service's snapshot: a `channels` row states the channel as of
+//! `last_event_seq`, the stream sequence of the last event on the channel's subject.
+
+use super::{channel_columns, Record};
+use events::event::*;
+use events::Event;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+
+/// The head of a channel after a run of messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    /// Tenant.
+    pub tenant: String,
+    /// 1 or 2.
+    pub channel_type: i16,
+    /// Storage key.
+    pub channel_key: String,
+    /// Highest message_seq.
+    pub last_msg_seq: i64,
+    /// Id of that message.
+    pub last_message_id: uuid::Uuid,
+    /// Stream sequence of that message.
+    pub last_event_seq: i64,
+    /// Its timestamp, ms.
+    pub updated_at: i64,
+}
+
+/// One row of `message_keys`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRow {
+    /// Tenant.
+    pub tenant: String,
+    /// 1 or 2.
+    pub channel_type: i16,
+    /// Storage key.
+    pub channel_key: String,
+    /// Sender.
+    pub from_uid: String,
+    /// The idempotency key.
+    pub client_msg_no: String,
+    /// The message it produced.
+    pub message_id: uuid::Uuid,
+    /// Its sequence.
+    pub message_seq: i64,
+    /// SHA-256 of the payload's base64 text.
+    pub payload_sha256: Vec<u8>,
+    /// Timestamp, ms.
+    pub sent_at: i64,
+    /// Stream sequence.
+    pub event_seq: i64,
+}
+
+/// One step of a channels plan; steps apply in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// A run of consecutive messages, coalesced: one head per channel, every key.
+    Messages {
+        /// Final head per channel.
+        heads: Vec<Head>,
+        /// New idempotency keys.
+        keys: Vec<KeyRow>,
+    },
+    /// A group was created.
+    Created {
+        /// Tenant.
+        tenant: String,
+        /// Group id.
+        channel_key: String,
+        /// Name.
+        name: Option<String>,
+        /// Members.
+        members: Vec<String>,
+        /// Stream sequence.
+        event_seq: i64,
+        /// Time, ms.
+        at: i64,
+    },
+    /// Members joined.
+    Added {
+        /// Tenant.
+        tenant: String,
+        /// Group id.
+        channel_key: String,
+        /// New members.
+        uids: Vec<String>,
+        /// Stream sequence.
+        event_seq: i64,
+        /// Time, ms.
+        at: i64,
+    },
+    /// A member left.
+    Removed {
+        /// Tenant.
+        tenant: String,
+        /// Group id.
+        channel_key: String,
+        /// The member.
+        uid: String,
+        /// Stream sequence.
+        event_seq: i64,
+        /// Time, ms.
+        at: i64,
+    },
+    /// The group was disbanded.
+    Disbanded {
+        /// Tenant.
+        tenant: String,
+        /// Group id.
+        channel_key: String,
+        /// Stream sequence.
+        event_seq: i64,
+        /// Time, ms.
+        at: i64,
+    },
+}
+
+/// SHA-256 of a payload as the API received it (its base64 text); what a retry with the same
+/// `client_msg_no` is compared by.
+pub fn payload_digest(payload_b64: &str) -> Vec<u8> {
+    Sha256::digest(payload_b64.as_bytes()).to_vec()
+}
+
+#[derive(Default)]
+struct Run {
+    heads: HashMap<(String, i16, String), Head>,
+    keys: Vec<KeyRow>,
+}
+
+impl Run {
+    fn push(&mut self, r: &Record, m: &MessageSent) {
+        let tenant = r.envelope.tenant.to_string();
+        let (channel_type, channel_key) = channel_columns(&m.channel);
+        let Ok(message_id) = uuid::Uuid::parse_str(&m.message_id) else { return };
+        if let Some(no) = &m.client_msg_no {
+            self.keys.push(KeyRow {
+                tenant: tenant.clone(),
+                channel_type,
+                channel_key: channel_key.clone(),
+                from_uid: m.from_uid.to_string(),
+                client_msg_no: no.clone(),
+                message_id,
+                message_seq: m.message_seq as i64,
+                payload_sha256: payload_digest(&m.payload),
+                sent_at: m.timestamp,
+                event_seq: r.seq as i64,
+            });
+        }
+        let head = Head {
+            tenant: tenant.clone(),
+            channel_type,
+            channel_key: channel_key.clone(),
+            last_msg_seq: m.message_seq as i64,
+            last_message_id: message_id,
+            last_event_seq: r.seq as i64,
+            updated_at: m.timestamp,
+        };
+        // Later events in a run are later in the log, so the last one seen is the head.
+        self.heads.insert((tenant, channel_type, channel_key), head);
+    }
+
+    fn flush(&mut self, steps: &mut Vec<Step>) {
+        if self.heads.is_empty() && self.keys.is_empty() {
+            return;
+        }
+        let mut heads: Vec<Head> = self.heads.drain().map(|(_, h)| h).collect();
+        heads.sort_by(|a, b| (&a.tenant, a.channel_type, &a.channel_key).cmp(&(&b.tenant, b.channel_type, &b.channel_key)));
+        steps.push(Step::Messages { heads, keys: std::mem::take(&mut self.keys) });
+    }
+}
+
+/// The steps for a batch, in log order.
+pub fn plan(batch: &[Record]) -> Vec<Step> {
+    let mut steps = Vec::new();
+    let mut run = Run::default();
+    for r in batch {
+        let tenant = || r.envelope.tenant.to_string();
+        let event_seq = r.seq as i64;
+        let at = r.envelope.occurred_at;
+        let step = match &r.envelope.event {
+            Event::MessageSent(m) => {
+                run.push(r, m);
+                continue;
+            }
+            Event::ReadPositionSet(_) => continue,
+            Event::GroupCreated(e) => Step::Created {
+                tenant: tenant(),
+                channel_key: e.channel_id.to_string(),
+                name: e.name.clone(),
+                members: e.members.iter().map(ToString::to_string).collect(),
+                event_seq,
+                at,
+            },
+            Event::MembersAdded(e) => Step::Added {
+                tenant: tenant(),
+                channel_key: e.channel_id.to_string(),
+                uids: e.uids.iter().map(ToString::to_string).collect(),
+                event_seq,
+                at,
+            },
+            Event::MemberRemoved(e) => Step::Removed {
+                tenant: tenant(),
+                channel_key: e.channel_id.to_string(),
+                uid: e.uid.to_string(),
+                event_seq,
+                at,
+            },
+            Event::GroupDisbanded(e) => Step::Disbanded {
+                tenant: tenant(),
+                channel_key: e.channel_id.to_string(),
+                event_seq,
+                at,
+            },
+        };
+        run.flush(&mut steps);
+        steps.push(step);
+    }
+    run.flush(&mut steps);
+    steps
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::tests_support::*;
+
+    #[test]
+    fn a_run_of_messages_coalesces_to_one_head_per_channel() {
+        let batch = vec![
+            personal_msg(10, "a", "b", 1, Some("k1")),
+            personal_msg(11, "b", "a", 2, None),
+            personal_msg(12, "a", "c", 1, None),
+        ];
+        let steps = plan(&batch);
+        assert_eq!(steps.len(), 1);
+        let Step::Messages { heads, keys } = &steps[0] else { panic!("{steps:?}") };
+        assert_eq!(heads.len(), 2);
+        let ab = heads.iter().find(|h| h.channel_key == "a b").unwrap();
+        assert_eq!((ab.last_msg_seq, ab.last_event_seq), (2, 11));
+        assert_eq!(keys.len(), 1);
+        assert_eq!(keys[0].client_msg_no, "k1");
+    }
+
+    #[test]
+    fn lifecycle_events_split_runs_and_keep_order() {
+        let batch = vec![
+            group_created(1, "g", &["a", "b"]),
+            group_msg(2, "g", "a", 1),
+            members_added(3, "g", &["c"]),
+            group_msg(4, "g", "c", 2),
+        ];
+        let steps = plan(&batch);
+        assert!(matches!(steps[0], Step::Created { .. }));
+        assert!(matches!(steps[1], Step::Messages { .. }));
+        assert!(matches!(steps[2], Step::Added { .. }));
+        assert!(matches!(steps[3], Step::Messages { .. }));
+        assert_eq!(steps.len(), 4);
+    }
+}

@@ -1,0 +1,34 @@
+//! The query service's settings, read through [`platform::config::Source`].
+
+use platform::config::{Common, Source};
+use std::time::Duration;
+
+/// Settings of the query service.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `PARLEY_QUERY_LISTEN`: the HTTP listen address, default `127.0.0.1:5002`.
+    pub listen: String,
+    /// Settings shared by every service (NATS, Postgres, stream, API keys).
+    pub common: Common,
+    /// `PARLEY_CONSISTENCY_WAIT_MS`: how long a request with `min_event_seq` may wait for the
+    /// projections to catch up before answering 503 `PROJECTION_LAGGING`; default 2000 ms.
+    pub consistency_wait: Duration,
+    /// `PARLEY_READY_MAX_LAG`: the largest projection lag, in events, at which `/ready` still
+    /// answers 200; default 100000.
+    pub ready_max_lag: u64,
+}
+
+impl Config {
+    /// Reads the settings from `src`.
+    ///
+    /// # Errors
+    /// A malformed value (e.g. a non-numeric `PARLEY_CONSISTENCY_WAIT_MS`).
+    pub fn load(src: &Source) -> anyhow::Result<Self> {
+        Ok(Self {
+            listen: src.string("query_listen", "127.0.0.1:5002"),
+            common: Common::load(src)?,
+            consistency_wait: src.millis("consistency_wait_ms", 2000)?,
+            ready_max_lag: src.parse("ready_max_lag", 100_000)?,
+        })
+    }
+}
