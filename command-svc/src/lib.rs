@@ -1,1 +1,82 @@
-//! placeholder
+//! # command-svc — validates commands and appends events to the log
+//!
+//! Internal business systems post commands over REST; each becomes at most one event appended
+//! to NATS JetStream (the event log of record) with per-channel optimistic concurrency.
+//!
+//! ## Layout
+//! - [`config`]: settings.
+//! - [`domain::channel`]: the channel aggregate: `decide` (every rule) and `apply` (fold).
+//! - [`log`]: appending and loading channel state (read-model snapshot + log tail).
+//! - [`service`]: per-channel serialisation, state cache, conflict retry.
+//! - [`api`]: poem-openapi DTOs and handlers.
+//! - [`ops`]: `/health`, `/ready`, `/metrics`.
+
+pub mod api;
+pub mod config;
+pub mod domain;
+pub mod log;
+pub mod ops;
+pub mod service;
+
+pub use config::Config;
+
+use poem::middleware::SizeLimit;
+use poem::{EndpointExt, Route};
+use poem_openapi::OpenApiService;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Builds the app (connects NATS and Postgres, ensures the stream and the schema) and serves
+/// on `acceptor` until `shutdown` completes, then drains in-flight requests for up to 10 s.
+///
+/// # Errors
+/// Start-up failures: bad API keys, unreachable NATS or Postgres, migrations.
+pub async fn serve(
+    config: Config,
+    acceptor: poem::listener::TcpAcceptor,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let _ = platform::telemetry::metrics();
+    let keys = platform::auth::ApiKeys::parse(&config.common.api_keys)?;
+    if keys.is_empty() {
+        tracing::warn!("PARLEY_API_KEYS is empty: every request will be 401");
+    }
+    projector::migrate::run(&config.common.database_url).await?;
+    let (nats, js) = platform::log::connect(&config.common.nats_url, "parley-command-svc", config.max_ack_inflight).await?;
+    platform::log::ensure_stream(&js, &config.common.stream, &config.common.subject_root).await?;
+    let pool = platform::db::pool(&config.common.database_url, config.common.db_pool_size)?;
+    let log = log::EventLog::new(
+        js,
+        config.common.stream.clone(),
+        events::subject::Subjects::new(config.common.subject_root.clone()),
+        pool.clone(),
+    );
+    let state = api::AppState {
+        commands: Arc::new(service::Commands::new(log, config.cache_channels)),
+        max_payload_bytes: config.max_payload_bytes,
+    };
+    let apis = (
+        api::messages::MessagesApi { state: state.clone() },
+        api::channels::ChannelsApi { state: state.clone() },
+        api::reads::ReadsApi { state: state.clone() },
+    );
+    let service = OpenApiService::new(apis, "Parley command service", env!("CARGO_PKG_VERSION"))
+        .description("Commands of the Parley messaging service. Every command answers `event_seq`.");
+    let spec = service.spec_endpoint();
+    let docs = service.swagger_ui();
+    // Largest legal body: a full batch of maximal payloads (base64 is 4/3) plus field overhead.
+    let body_limit = api::messages::MAX_BATCH * (config.max_payload_bytes * 4 / 3 + 1024);
+    let app = Route::new()
+        .nest("/", service)
+        .at("/openapi.json", spec)
+        .nest("/docs", docs)
+        .nest("/", ops::routes(ops::Ops { nats, pool }))
+        .with(SizeLimit::new(body_limit))
+        .data(keys)
+        .catch_all_error(platform::http::render_error)
+        .with(platform::http::RequestMetrics { service: "command_svc" });
+    poem::Server::new_with_acceptor(acceptor)
+        .run_with_graceful_shutdown(app, shutdown, Some(Duration::from_secs(10)))
+        .await?;
+    Ok(())
+}

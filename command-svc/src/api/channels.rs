@@ -1,0 +1,143 @@
+//! Group channels: create, disband, add and remove members.
+
+use super::{id, AppState};
+use crate::domain::channel::Command;
+use crate::service::Outcome;
+use events::{ChannelId, ChannelKey, Event, Uid};
+use platform::auth::TenantAuth;
+use platform::error::ApiError;
+use platform::http::JsonBody;
+use poem_openapi::param::Path;
+use poem_openapi::payload::Json;
+use poem_openapi::{Object, OpenApi};
+
+/// Most members in one create or add request.
+pub const MAX_MEMBERS_PER_REQUEST: usize = 1000;
+/// Longest group name, bytes.
+pub const MAX_NAME_BYTES: usize = 256;
+
+/// A new group.
+#[derive(Debug, Clone, Object, serde::Deserialize)]
+pub struct CreateChannelRequest {
+    /// The group's id (1–128 bytes, printable, no whitespace); never reused.
+    pub channel_id: String,
+    /// Display name, 1–256 bytes.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Initial members (at most 1000; duplicates ignored).
+    #[serde(default)]
+    pub members: Vec<String>,
+}
+
+/// Members to add.
+#[derive(Debug, Clone, Object, serde::Deserialize)]
+pub struct AddMembersRequest {
+    /// 1–1000 uids; current members are ignored.
+    pub uids: Vec<String>,
+}
+
+/// A command's result.
+#[derive(Debug, Clone, Object)]
+pub struct CommandResult {
+    /// The group.
+    pub channel_id: String,
+    /// Log sequence of the command's last event (or of the channel's last event if nothing
+    /// changed); pass as `min_event_seq` to read your write.
+    pub event_seq: u64,
+}
+
+/// The result of adding members.
+#[derive(Debug, Clone, Object)]
+pub struct AddMembersResult {
+    /// The group.
+    pub channel_id: String,
+    /// Uids that were not members before.
+    pub added: Vec<String>,
+    /// As in [`CommandResult`].
+    pub event_seq: u64,
+}
+
+fn uids(field: &str, raw: &[String]) -> Result<Vec<Uid>, ApiError> {
+    if raw.len() > MAX_MEMBERS_PER_REQUEST {
+        return Err(ApiError::validation(field, format!("at most {MAX_MEMBERS_PER_REQUEST} uids per request")));
+    }
+    raw.iter().enumerate().map(|(i, u)| id(&format!("{field}[{i}]"), u, Uid::parse)).collect()
+}
+
+fn event_seq(o: &Outcome) -> u64 {
+    match o {
+        Outcome::Appended { event_seq, .. } | Outcome::Unchanged { event_seq } => *event_seq,
+        Outcome::Duplicate(r) => r.event_seq,
+    }
+}
+
+/// Channel endpoints.
+pub struct ChannelsApi {
+    /// Shared state.
+    pub state: AppState,
+}
+
+#[OpenApi]
+impl ChannelsApi {
+    /// Create a group channel. 409 `CHANNEL_EXISTS` if the id is or was in use.
+    #[oai(path = "/v1/channels", method = "post", operation_id = "create_channel")]
+    async fn create(&self, auth: TenantAuth, body: JsonBody<CreateChannelRequest>) -> Result<Json<CommandResult>, ApiError> {
+        let req = body.0;
+        let channel_id = id("channel_id", &req.channel_id, ChannelId::parse)?;
+        if let Some(name) = &req.name {
+            if name.is_empty() || name.len() > MAX_NAME_BYTES {
+                return Err(ApiError::validation("name", format!("name must be 1 to {MAX_NAME_BYTES} bytes")));
+            }
+        }
+        let members = uids("members", &req.members)?;
+        let key = ChannelKey::Group { id: channel_id.clone() };
+        let o = self.state.commands.execute(&auth.0, &key, Command::CreateGroup { name: req.name, members }).await?;
+        Ok(Json(CommandResult { channel_id: channel_id.to_string(), event_seq: event_seq(&o) }))
+    }
+
+    /// Disband a group: members are removed and the id is retired. 404 if it does not exist.
+    #[oai(path = "/v1/channels/:channel_id", method = "delete", operation_id = "disband_channel")]
+    async fn disband(&self, auth: TenantAuth, channel_id: Path<String>) -> Result<Json<CommandResult>, ApiError> {
+        let channel_id = id("channel_id", &channel_id.0, ChannelId::parse)?;
+        let key = ChannelKey::Group { id: channel_id.clone() };
+        let o = self.state.commands.execute(&auth.0, &key, Command::Disband).await?;
+        Ok(Json(CommandResult { channel_id: channel_id.to_string(), event_seq: event_seq(&o) }))
+    }
+
+    /// Add members (idempotent). New members start with nothing unread.
+    #[oai(path = "/v1/channels/:channel_id/members", method = "post", operation_id = "add_members")]
+    async fn add_members(
+        &self,
+        auth: TenantAuth,
+        channel_id: Path<String>,
+        body: JsonBody<AddMembersRequest>,
+    ) -> Result<Json<AddMembersResult>, ApiError> {
+        let channel_id = id("channel_id", &channel_id.0, ChannelId::parse)?;
+        if body.0.uids.is_empty() {
+            return Err(ApiError::validation("uids", "uids must not be empty"));
+        }
+        let list = uids("uids", &body.0.uids)?;
+        let key = ChannelKey::Group { id: channel_id.clone() };
+        let o = self.state.commands.execute(&auth.0, &key, Command::AddMembers { uids: list }).await?;
+        let added = match &o {
+            Outcome::Appended { event: Event::MembersAdded(e), .. } => e.uids.iter().map(ToString::to_string).collect(),
+            _ => vec![],
+        };
+        Ok(Json(AddMembersResult { channel_id: channel_id.to_string(), added, event_seq: event_seq(&o) }))
+    }
+
+    /// Remove a member. 404 `MEMBER_NOT_FOUND` if `uid` is not a member.
+    #[oai(path = "/v1/channels/:channel_id/members/:uid", method = "delete", operation_id = "remove_member")]
+    async fn remove_member(
+        &self,
+        auth: TenantAuth,
+        channel_id: Path<String>,
+        uid: Path<String>,
+    ) -> Result<Json<CommandResult>, ApiError> {
+        let channel_id = id("channel_id", &channel_id.0, ChannelId::parse)?;
+        let uid = id("uid", &uid.0, Uid::parse)?;
+        let key = ChannelKey::Group { id: channel_id.clone() };
+        let o = self.state.commands.execute(&auth.0, &key, Command::RemoveMember { uid }).await?;
+        Ok(Json(CommandResult { channel_id: channel_id.to_string(), event_seq: event_seq(&o) }))
+    }
+}

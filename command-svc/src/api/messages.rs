@@ -1,0 +1,238 @@
+//! `POST /v1/messages` and `POST /v1/messages/batch`.
+
+use super::{channel_type, id, AppState};
+use crate::domain::channel::Command;
+use crate::service::Outcome;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use events::{ChannelId, ChannelKey, Event, TenantId, Uid};
+use futures::StreamExt;
+use platform::auth::TenantAuth;
+use platform::error::{ApiError, ErrorDetail};
+use platform::http::JsonBody;
+use poem_openapi::payload::Json;
+use poem_openapi::{Object, OpenApi};
+use std::collections::HashMap;
+
+/// Most messages in one batch.
+pub const MAX_BATCH: usize = 1000;
+
+/// A message to send.
+#[derive(Debug, Clone, Object, serde::Deserialize)]
+pub struct SendMessageRequest {
+    /// Group id, or for a personal message the recipient's uid.
+    pub channel_id: String,
+    /// 1 personal, 2 group.
+    pub channel_type: u8,
+    /// The sender's uid.
+    pub from_uid: String,
+    /// The payload, base64 (standard alphabet, padded); at most 64 KiB decoded by default.
+    pub payload: String,
+    /// Idempotency key, 1–128 bytes: a retry with the same key returns the original result.
+    #[serde(default)]
+    pub client_msg_no: Option<String>,
+}
+
+/// An accepted message.
+#[derive(Debug, Clone, Object, serde::Serialize)]
+pub struct SendMessageResult {
+    /// Time-ordered unique id (UUIDv7).
+    pub message_id: String,
+    /// Position in the channel, from 1, gap-free.
+    pub message_seq: u64,
+    /// The idempotency key, if given.
+    pub client_msg_no: Option<String>,
+    /// Acceptance time, ms since the Unix epoch.
+    pub timestamp: i64,
+    /// Log sequence of the event; pass as `min_event_seq` to read your write.
+    pub event_seq: u64,
+}
+
+/// Up to 1000 messages.
+#[derive(Debug, Clone, Object, serde::Deserialize)]
+pub struct BatchRequest {
+    /// The messages, sent in order per channel.
+    pub messages: Vec<SendMessageRequest>,
+}
+
+/// The result of one batch item: `status` 200 with `result`, or an error status with `error`.
+#[derive(Debug, Clone, Object)]
+pub struct BatchItemResult {
+    /// HTTP status this item would have had on its own.
+    pub status: u16,
+    /// The accepted message.
+    #[oai(skip_serializing_if_is_none)]
+    pub result: Option<SendMessageResult>,
+    /// Why the item was refused.
+    #[oai(skip_serializing_if_is_none)]
+    pub error: Option<ErrorDetail>,
+}
+
+/// One result per item, in request order.
+#[derive(Debug, Clone, Object)]
+pub struct BatchResponse {
+    /// The results.
+    pub results: Vec<BatchItemResult>,
+}
+
+/// A validated send.
+struct ValidSend {
+    tenant: TenantId,
+    key: ChannelKey,
+    cmd: Command,
+}
+
+fn prefixed(prefix: &str, e: ApiError) -> ApiError {
+    if prefix.is_empty() {
+        return e;
+    }
+    let status = e.status();
+    let mut detail = e.body().error.clone();
+    detail.field = detail.field.map(|f| format!("{prefix}.{f}"));
+    let body = Json(platform::error::ErrorBody { error: detail });
+    match status {
+        413 => ApiError::PayloadTooLarge(body),
+        _ => ApiError::BadRequest(body),
+    }
+}
+
+fn validate(state: &AppState, tenant: &TenantId, req: SendMessageRequest, prefix: &str) -> Result<ValidSend, ApiError> {
+    let ct = channel_type("channel_type", req.channel_type).map_err(|e| prefixed(prefix, e))?;
+    let channel_id = id("channel_id", &req.channel_id, ChannelId::parse).map_err(|e| prefixed(prefix, e))?;
+    let from = id("from_uid", &req.from_uid, Uid::parse).map_err(|e| prefixed(prefix, e))?;
+    if let Some(no) = &req.client_msg_no {
+        events::ids::validate_id(no)
+            .map_err(|e| prefixed(prefix, ApiError::validation("client_msg_no", format!("client_msg_no {e}"))))?;
+    }
+    if req.payload.is_empty() {
+        return Err(prefixed(prefix, ApiError::validation("payload", "payload must not be empty")));
+    }
+    // Reject before decoding anything absurdly large (base64 is 4/3 of the bytes).
+    if req.payload.len() / 4 * 3 > state.max_payload_bytes + 3 {
+        return Err(prefixed(prefix, too_large(state)));
+    }
+    let decoded = STANDARD
+        .decode(&req.payload)
+        .map_err(|e| prefixed(prefix, ApiError::validation("payload", format!("payload is not valid base64: {e}"))))?;
+    if decoded.len() > state.max_payload_bytes {
+        return Err(prefixed(prefix, too_large(state)));
+    }
+    let key = ChannelKey::for_viewer(&from, ct, &channel_id);
+    let payload_sha256 = projector::core::channels::payload_digest(&req.payload);
+    Ok(ValidSend {
+        tenant: tenant.clone(),
+        key,
+        cmd: Command::Send {
+            from,
+            client_msg_no: req.client_msg_no,
+            payload: req.payload,
+            payload_sha256,
+            message_id: uuid::Uuid::now_v7().to_string(),
+            timestamp: platform::now_ms(),
+        },
+    })
+}
+
+fn too_large(state: &AppState) -> ApiError {
+    ApiError::too_large("payload", format!("payload exceeds {} bytes decoded", state.max_payload_bytes))
+}
+
+async fn send(state: &AppState, v: ValidSend) -> Result<SendMessageResult, ApiError> {
+    let client_msg_no = match &v.cmd {
+        Command::Send { client_msg_no, .. } => client_msg_no.clone(),
+        _ => None,
+    };
+    match state.commands.execute(&v.tenant, &v.key, v.cmd).await? {
+        Outcome::Appended { event: Event::MessageSent(m), event_seq } => Ok(SendMessageResult {
+            message_id: m.message_id,
+            message_seq: m.message_seq,
+            client_msg_no: m.client_msg_no,
+            timestamp: m.timestamp,
+            event_seq,
+        }),
+        Outcome::Duplicate(rec) => {
+            metrics::counter!("command_svc_duplicate_sends_total").increment(1);
+            Ok(SendMessageResult {
+                message_id: rec.message_id,
+                message_seq: rec.message_seq,
+                client_msg_no,
+                timestamp: rec.timestamp,
+                event_seq: rec.event_seq,
+            })
+        }
+        other => Err(ApiError::internal("send", format!("unexpected outcome {other:?}"))),
+    }
+}
+
+/// Message endpoints.
+pub struct MessagesApi {
+    /// Shared state.
+    pub state: AppState,
+}
+
+#[OpenApi]
+impl MessagesApi {
+    /// Send a message.
+    ///
+    /// Personal (`channel_type` 1): `channel_id` is the recipient's uid. Group (2): 404 if the
+    /// group does not exist, 403 if `from_uid` is not a member. With `client_msg_no`, a retry
+    /// returns the original `message_id`/`message_seq` forever; the same key with another
+    /// payload is 409. 413 when the payload is too large.
+    #[oai(path = "/v1/messages", method = "post", operation_id = "send_message")]
+    async fn send_message(
+        &self,
+        auth: TenantAuth,
+        body: JsonBody<SendMessageRequest>,
+    ) -> Result<Json<SendMessageResult>, ApiError> {
+        let v = validate(&self.state, &auth.0, body.0, "")?;
+        Ok(Json(send(&self.state, v).await?))
+    }
+
+    /// Send up to 1000 messages; one result (or error) per item, in order.
+    ///
+    /// Items to the same channel are applied in request order; channels proceed concurrently.
+    /// 400 (field `messages`) if the list is empty or longer than 1000.
+    #[oai(path = "/v1/messages/batch", method = "post", operation_id = "send_batch")]
+    async fn send_batch(&self, auth: TenantAuth, body: JsonBody<BatchRequest>) -> Result<Json<BatchResponse>, ApiError> {
+        let items = body.0.messages;
+        if items.is_empty() || items.len() > MAX_BATCH {
+            return Err(ApiError::validation("messages", format!("messages must hold 1 to {MAX_BATCH} items")));
+        }
+        let mut results: Vec<Option<BatchItemResult>> = vec![None; items.len()];
+        let mut by_channel: HashMap<ChannelKey, Vec<(usize, ValidSend)>> = HashMap::new();
+        for (i, item) in items.into_iter().enumerate() {
+            match validate(&self.state, &auth.0, item, &format!("messages[{i}]")) {
+                Ok(v) => by_channel.entry(v.key.clone()).or_default().push((i, v)),
+                Err(e) => results[i] = Some(item_error(e)),
+            }
+        }
+        let state = &self.state;
+        let done: Vec<Vec<(usize, BatchItemResult)>> = futures::stream::iter(by_channel.into_values())
+            .map(|group| async move {
+                let mut out = Vec::with_capacity(group.len());
+                for (i, v) in group {
+                    let r = match send(state, v).await {
+                        Ok(r) => BatchItemResult { status: 200, result: Some(r), error: None },
+                        Err(e) => item_error(e),
+                    };
+                    out.push((i, r));
+                }
+                out
+            })
+            .buffer_unordered(64)
+            .collect()
+            .await;
+        for (i, r) in done.into_iter().flatten() {
+            results[i] = Some(r);
+        }
+        let results = results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| item_error(ApiError::internal("batch", "missing result"))))
+            .collect();
+        Ok(Json(BatchResponse { results }))
+    }
+}
+
+fn item_error(e: ApiError) -> BatchItemResult {
+    BatchItemResult { status: e.status(), result: None, error: Some(e.body().error.clone()) }
+}

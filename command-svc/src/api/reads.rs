@@ -1,0 +1,66 @@
+//! Read positions.
+
+use super::{channel_type, id, AppState};
+use crate::domain::channel::Command;
+use crate::service::Outcome;
+use events::{ChannelId, ChannelKey, Event, Uid};
+use platform::auth::TenantAuth;
+use platform::error::ApiError;
+use platform::http::JsonBody;
+use poem_openapi::param::Path;
+use poem_openapi::payload::Json;
+use poem_openapi::{Object, OpenApi};
+
+/// The new read position.
+#[derive(Debug, Clone, Object, serde::Deserialize)]
+pub struct SetReadRequest {
+    /// Read up to and including this message_seq; lower than before marks messages unread;
+    /// above the channel's last seq it is capped.
+    pub message_seq: u64,
+}
+
+/// The applied read position.
+#[derive(Debug, Clone, Object)]
+pub struct SetReadResult {
+    /// The position stored (after capping).
+    pub message_seq: u64,
+    /// Log sequence of the event.
+    pub event_seq: u64,
+}
+
+/// Read-position endpoints.
+pub struct ReadsApi {
+    /// Shared state.
+    pub state: AppState,
+}
+
+#[OpenApi]
+impl ReadsApi {
+    /// Set `uid`'s read position in a conversation (personal: `channel_id` is the peer).
+    /// 404 if the group or conversation does not exist, 403 if `uid` is not a member.
+    #[oai(
+        path = "/v1/users/:uid/conversations/:channel_type/:channel_id/read",
+        method = "post",
+        operation_id = "set_read_position"
+    )]
+    async fn set_read(
+        &self,
+        auth: TenantAuth,
+        uid: Path<String>,
+        #[oai(name = "channel_type")] ct: Path<u8>,
+        channel_id: Path<String>,
+        body: JsonBody<SetReadRequest>,
+    ) -> Result<Json<SetReadResult>, ApiError> {
+        let uid = id("uid", &uid.0, Uid::parse)?;
+        let ct = channel_type("channel_type", ct.0)?;
+        let channel_id = id("channel_id", &channel_id.0, ChannelId::parse)?;
+        let key = ChannelKey::for_viewer(&uid, ct, &channel_id);
+        let cmd = Command::SetRead { uid, message_seq: body.0.message_seq };
+        match self.state.commands.execute(&auth.0, &key, cmd).await? {
+            Outcome::Appended { event: Event::ReadPositionSet(r), event_seq } => {
+                Ok(Json(SetReadResult { message_seq: r.message_seq, event_seq }))
+            }
+            other => Err(ApiError::internal("set_read", format!("unexpected outcome {other:?}"))),
+        }
+    }
+}

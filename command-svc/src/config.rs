@@ -1,0 +1,34 @@
+//! Command service settings (env `PARLEY_*`, optional TOML file `PARLEY_CONFIG`).
+
+use platform::config::{Common, Source};
+
+/// Settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Shared settings.
+    pub common: Common,
+    /// `PARLEY_COMMAND_LISTEN`, default `127.0.0.1:5001`.
+    pub listen: String,
+    /// `PARLEY_MAX_PAYLOAD_BYTES`: largest decoded payload, default 65536 (64 KiB).
+    pub max_payload_bytes: usize,
+    /// `PARLEY_CACHE_CHANNELS`: channel states kept in memory, default 100000.
+    pub cache_channels: usize,
+    /// `PARLEY_MAX_ACK_INFLIGHT`: unacked JetStream publishes, default 20000.
+    pub max_ack_inflight: usize,
+}
+
+impl Config {
+    /// Reads the settings.
+    ///
+    /// # Errors
+    /// Malformed values.
+    pub fn load(src: &Source) -> anyhow::Result<Self> {
+        Ok(Self {
+            common: Common::load(src)?,
+            listen: src.string("command_listen", "127.0.0.1:5001"),
+            max_payload_bytes: src.parse("max_payload_bytes", 65536usize)?,
+            cache_channels: src.parse("cache_channels", 100_000usize)?,
+            max_ack_inflight: src.parse("max_ack_inflight", 20_000usize)?,
+        })
+    }
+}

@@ -1,0 +1,386 @@
+//! The channel aggregate.
+//!
+//! State is a fold of the events on the channel's subject. `decide` turns a command into events
+//! (or a domain error) and holds every rule; `apply` folds one event in and holds none.
+
+use events::event::*;
+use events::{ChannelId, ChannelKey, Event, Uid};
+use std::collections::{BTreeSet, HashMap};
+
+/// What a retry with a known `client_msg_no` gets back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRecord {
+    /// The original message id.
+    pub message_id: String,
+    /// Its seq.
+    pub message_seq: u64,
+    /// SHA-256 of the original payload's base64 text.
+    pub payload_sha256: Vec<u8>,
+    /// Original acceptance time, ms.
+    pub timestamp: i64,
+    /// Stream sequence of the original event.
+    pub event_seq: u64,
+}
+
+/// The state of one channel as of `last_event_seq`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChannelState {
+    /// A group has been created (personal channels need no creation).
+    pub created: bool,
+    /// The group was disbanded.
+    pub disbanded: bool,
+    /// Group members.
+    pub members: BTreeSet<String>,
+    /// The channel's last message_seq (0 = none).
+    pub last_msg_seq: u64,
+    /// Stream sequence of the last event on the channel's subject (0 = none); the expected
+    /// last subject sequence of the next append.
+    pub last_event_seq: u64,
+    /// Idempotency keys `(from_uid, client_msg_no)` known in memory (those not yet in, or
+    /// looked up from, the `message_keys` read model).
+    pub keys: HashMap<(String, String), KeyRecord>,
+}
+
+/// A command on a channel.
+#[derive(Debug, Clone)]
+pub enum Command {
+    /// Send a message. `message_id` and `timestamp` are chosen by the caller (the shell), so
+    /// `decide` stays pure.
+    Send {
+        /// Sender.
+        from: Uid,
+        /// Idempotency key.
+        client_msg_no: Option<String>,
+        /// Base64 payload, validated.
+        payload: String,
+        /// SHA-256 of `payload`.
+        payload_sha256: Vec<u8>,
+        /// New UUIDv7.
+        message_id: String,
+        /// Now, ms.
+        timestamp: i64,
+    },
+    /// Create a group.
+    CreateGroup {
+        /// Name.
+        name: Option<String>,
+        /// Initial members (deduplicated by `decide`).
+        members: Vec<Uid>,
+    },
+    /// Add members (idempotent: known members are ignored).
+    AddMembers {
+        /// Who.
+        uids: Vec<Uid>,
+    },
+    /// Remove a member.
+    RemoveMember {
+        /// Who.
+        uid: Uid,
+    },
+    /// Disband the group.
+    Disband,
+    /// Move `uid`'s read position.
+    SetRead {
+        /// Reader.
+        uid: Uid,
+        /// Requested position.
+        message_seq: u64,
+    },
+}
+
+/// Why a command was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DomainError {
+    /// The group does not exist (or was disbanded).
+    #[error("channel not found")]
+    ChannelNotFound,
+    /// A personal conversation has no message yet.
+    #[error("conversation not found")]
+    ConversationNotFound,
+    /// The sender or reader is not a member.
+    #[error("{0} is not a member of the channel")]
+    NotAMember(String),
+    /// The group exists or existed (ids are not reused).
+    #[error("channel already exists")]
+    ChannelExists,
+    /// The uid to remove is not a member.
+    #[error("{0} is not a member of the channel")]
+    MemberNotFound(String),
+    /// The `client_msg_no` was used before with another payload.
+    #[error("client_msg_no was already used with a different payload")]
+    IdempotencyConflict,
+}
+
+/// What `decide` concluded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Append these events (possibly none: a no-op such as re-adding members).
+    Append(Vec<Event>),
+    /// A retry of a send already accepted: answer with the original.
+    Duplicate(KeyRecord),
+}
+
+fn is_live_group(state: &ChannelState) -> bool {
+    state.created && !state.disbanded
+}
+
+/// Every rule of the channel aggregate.
+///
+/// # Errors
+/// [`DomainError`] when the command is not allowed in `state`.
+pub fn decide(state: &ChannelState, key: &ChannelKey, cmd: Command) -> Result<Decision, DomainError> {
+    let group_id = |key: &ChannelKey| match key {
+        ChannelKey::Group { id } => Some(id.clone()),
+        ChannelKey::Personal { .. } => None,
+    };
+    match cmd {
+        Command::Send { from, client_msg_no, payload, payload_sha256, message_id, timestamp } => {
+            match key {
+                ChannelKey::Group { .. } => {
+                    if !is_live_group(state) {
+                        return Err(DomainError::ChannelNotFound);
+                    }
+                    if !state.members.contains(from.as_str()) {
+                        return Err(DomainError::NotAMember(from.to_string()));
+                    }
+                }
+                ChannelKey::Personal { .. } => {
+                    if !key.is_pair_member(from.as_str()) {
+                        return Err(DomainError::NotAMember(from.to_string()));
+                    }
+                }
+            }
+            if let Some(no) = &client_msg_no {
+                if let Some(prev) = state.keys.get(&(from.to_string(), no.clone())) {
+                    return if prev.payload_sha256 == payload_sha256 {
+                        Ok(Decision::Duplicate(prev.clone()))
+                    } else {
+                        Err(DomainError::IdempotencyConflict)
+                    };
+                }
+            }
+            Ok(Decision::Append(vec![Event::MessageSent(MessageSent {
+                channel: key.clone(),
+                message_id,
+                message_seq: state.last_msg_seq + 1,
+                from_uid: from,
+                client_msg_no,
+                payload,
+                timestamp,
+            })]))
+        }
+        Command::CreateGroup { name, members } => {
+            let Some(channel_id) = group_id(key) else { return Err(DomainError::ChannelNotFound) };
+            if state.created {
+                return Err(DomainError::ChannelExists);
+            }
+            let mut seen = BTreeSet::new();
+            let members = members.into_iter().filter(|m| seen.insert(m.clone())).collect();
+            Ok(Decision::Append(vec![Event::GroupCreated(GroupCreated { channel_id, name, members })]))
+        }
+        Command::AddMembers { uids } => {
+            let channel_id = live_group(state, key)?;
+            let mut seen = BTreeSet::new();
+            let uids: Vec<Uid> = uids
+                .into_iter()
+                .filter(|u| !state.members.contains(u.as_str()) && seen.insert(u.clone()))
+                .collect();
+            if uids.is_empty() {
+                return Ok(Decision::Append(vec![]));
+            }
+            Ok(Decision::Append(vec![Event::MembersAdded(MembersAdded { channel_id, uids })]))
+        }
+        Command::RemoveMember { uid } => {
+            let channel_id = live_group(state, key)?;
+            if !state.members.contains(uid.as_str()) {
+                return Err(DomainError::MemberNotFound(uid.to_string()));
+            }
+            Ok(Decision::Append(vec![Event::MemberRemoved(MemberRemoved { channel_id, uid })]))
+        }
+        Command::Disband => {
+            let channel_id = live_group(state, key)?;
+            Ok(Decision::Append(vec![Event::GroupDisbanded(GroupDisbanded { channel_id })]))
+        }
+        Command::SetRead { uid, message_seq } => {
+            match key {
+                ChannelKey::Group { .. } => {
+                    live_group(state, key)?;
+                    if !state.members.contains(uid.as_str()) {
+                        return Err(DomainError::NotAMember(uid.to_string()));
+                    }
+                }
+                ChannelKey::Personal { .. } => {
+                    if state.last_msg_seq == 0 || !key.is_pair_member(uid.as_str()) {
+                        return Err(DomainError::ConversationNotFound);
+                    }
+                }
+            }
+            Ok(Decision::Append(vec![Event::ReadPositionSet(ReadPositionSet {
+                uid,
+                channel: key.clone(),
+                message_seq: message_seq.min(state.last_msg_seq),
+            })]))
+        }
+    }
+}
+
+fn live_group(state: &ChannelState, key: &ChannelKey) -> Result<ChannelId, DomainError> {
+    match key {
+        ChannelKey::Group { id } if is_live_group(state) => Ok(id.clone()),
+        _ => Err(DomainError::ChannelNotFound),
+    }
+}
+
+/// Folds one event of the channel's subject, at stream sequence `event_seq`, into `state`.
+/// `read_position_set` lives on another subject and leaves the state as it is.
+pub fn apply(mut state: ChannelState, event: &Event, event_seq: u64) -> ChannelState {
+    match event {
+        Event::MessageSent(m) => {
+            state.last_msg_seq = state.last_msg_seq.max(m.message_seq);
+            if let Some(no) = &m.client_msg_no {
+                state.keys.insert(
+                    (m.from_uid.to_string(), no.clone()),
+                    KeyRecord {
+                        message_id: m.message_id.clone(),
+                        message_seq: m.message_seq,
+                        payload_sha256: projector::core::channels::payload_digest(&m.payload),
+                        timestamp: m.timestamp,
+                        event_seq,
+                    },
+                );
+            }
+        }
+        Event::GroupCreated(e) => {
+            state.created = true;
+            state.members = e.members.iter().map(ToString::to_string).collect();
+        }
+        Event::MembersAdded(e) => state.members.extend(e.uids.iter().map(ToString::to_string)),
+        Event::MemberRemoved(e) => {
+            state.members.remove(e.uid.as_str());
+        }
+        Event::GroupDisbanded(_) => {
+            state.disbanded = true;
+            state.members.clear();
+        }
+        Event::ReadPositionSet(_) => return state,
+    }
+    state.last_event_seq = state.last_event_seq.max(event_seq);
+    state
+}
+
+#[cfg(test)]
+mod tests {
+    //! given events / when command / then events.
+    use super::*;
+
+    fn uid(s: &str) -> Uid {
+        Uid::parse(s).unwrap()
+    }
+    fn group() -> ChannelKey {
+        ChannelKey::Group { id: ChannelId::parse("g").unwrap() }
+    }
+    fn given(key: &ChannelKey, events: &[Event]) -> ChannelState {
+        let _ = key;
+        events.iter().enumerate().fold(ChannelState::default(), |s, (i, e)| apply(s, e, i as u64 + 1))
+    }
+    fn send(from: &str, no: Option<&str>, payload: &str) -> Command {
+        Command::Send {
+            from: uid(from),
+            client_msg_no: no.map(str::to_owned),
+            payload: payload.to_owned(),
+            payload_sha256: projector::core::channels::payload_digest(payload),
+            message_id: uuid::Uuid::now_v7().to_string(),
+            timestamp: 1,
+        }
+    }
+    fn created(members: &[&str]) -> Event {
+        Event::GroupCreated(GroupCreated {
+            channel_id: ChannelId::parse("g").unwrap(),
+            name: None,
+            members: members.iter().map(|m| uid(m)).collect(),
+        })
+    }
+    fn appended(d: Result<Decision, DomainError>) -> Vec<Event> {
+        match d {
+            Ok(Decision::Append(ev)) => ev,
+            other => panic!("expected events, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn sequences_continue_from_the_state() {
+        let key = ChannelKey::personal(&uid("a"), &uid("b"));
+        let first = appended(decide(&ChannelState::default(), &key, send("a", None, "aGk=")));
+        let Event::MessageSent(m) = &first[0] else { panic!() };
+        assert_eq!(m.message_seq, 1);
+        let state = given(&key, &first);
+        let second = appended(decide(&state, &key, send("b", None, "aGk=")));
+        let Event::MessageSent(m) = &second[0] else { panic!() };
+        assert_eq!(m.message_seq, 2);
+    }
+
+    #[test]
+    fn personal_sender_must_be_one_of_the_pair() {
+        let key = ChannelKey::personal(&uid("a"), &uid("b"));
+        assert_eq!(
+            decide(&ChannelState::default(), &key, send("c", None, "aGk=")),
+            Err(DomainError::NotAMember("c".into()))
+        );
+    }
+
+    #[test]
+    fn group_rules() {
+        let key = group();
+        assert_eq!(decide(&ChannelState::default(), &key, send("a", None, "aGk=")), Err(DomainError::ChannelNotFound));
+        let state = given(&key, &[created(&["a", "b", "a"])]);
+        assert_eq!(decide(&state, &key, send("c", None, "aGk=")), Err(DomainError::NotAMember("c".into())));
+        assert_eq!(appended(decide(&state, &key, send("a", None, "aGk="))).len(), 1);
+        assert_eq!(
+            decide(&state, &key, Command::CreateGroup { name: None, members: vec![] }),
+            Err(DomainError::ChannelExists)
+        );
+        // re-adding members is a no-op; new ones only are listed
+        let ev = appended(decide(&state, &key, Command::AddMembers { uids: vec![uid("a"), uid("c"), uid("c")] }));
+        assert_eq!(ev, vec![Event::MembersAdded(MembersAdded { channel_id: ChannelId::parse("g").unwrap(), uids: vec![uid("c")] })]);
+        assert!(appended(decide(&state, &key, Command::AddMembers { uids: vec![uid("a")] })).is_empty());
+        assert_eq!(
+            decide(&state, &key, Command::RemoveMember { uid: uid("z") }),
+            Err(DomainError::MemberNotFound("z".into()))
+        );
+        let removed = given(&key, &[created(&["a", "b"]), Event::MemberRemoved(MemberRemoved { channel_id: ChannelId::parse("g").unwrap(), uid: uid("a") })]);
+        assert_eq!(decide(&removed, &key, send("a", None, "aGk=")), Err(DomainError::NotAMember("a".into())));
+        let gone = given(&key, &[created(&["a"]), Event::GroupDisbanded(GroupDisbanded { channel_id: ChannelId::parse("g").unwrap() })]);
+        assert_eq!(decide(&gone, &key, send("a", None, "aGk=")), Err(DomainError::ChannelNotFound));
+        assert_eq!(
+            decide(&gone, &key, Command::CreateGroup { name: None, members: vec![] }),
+            Err(DomainError::ChannelExists)
+        );
+    }
+
+    #[test]
+    fn idempotent_retry_returns_the_original_and_conflicts_on_other_payload() {
+        let key = ChannelKey::personal(&uid("a"), &uid("b"));
+        let first = appended(decide(&ChannelState::default(), &key, send("a", Some("k"), "aGk=")));
+        let Event::MessageSent(m) = &first[0] else { panic!() };
+        let state = given(&key, &first);
+        match decide(&state, &key, send("a", Some("k"), "aGk=")) {
+            Ok(Decision::Duplicate(r)) => assert_eq!((r.message_id.as_str(), r.message_seq), (m.message_id.as_str(), 1)),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(decide(&state, &key, send("a", Some("k"), "b3RoZXI=")), Err(DomainError::IdempotencyConflict));
+        // the same key from the other user is another key
+        assert_eq!(appended(decide(&state, &key, send("b", Some("k"), "b3RoZXI="))).len(), 1);
+    }
+
+    #[test]
+    fn read_positions_are_capped_and_need_a_conversation() {
+        let key = ChannelKey::personal(&uid("a"), &uid("b"));
+        assert_eq!(
+            decide(&ChannelState::default(), &key, Command::SetRead { uid: uid("a"), message_seq: 1 }),
+            Err(DomainError::ConversationNotFound)
+        );
+        let state = given(&key, &appended(decide(&ChannelState::default(), &key, send("a", None, "aGk="))));
+        let ev = appended(decide(&state, &key, Command::SetRead { uid: uid("b"), message_seq: 99 }));
+        assert!(matches!(&ev[0], Event::ReadPositionSet(r) if r.message_seq == 1));
+    }
+}

@@ -1,0 +1,198 @@
+//! The event log as the command side sees it: appending with per-subject optimistic
+//! concurrency, and loading a channel's state.
+//!
+//! Loading = the `channels` read model as a snapshot (state as of its `last_event_seq` on the
+//! channel's subject) + the log's tail after it, read from JetStream. The snapshot may lag or
+//! be missing entirely (then the tail is the whole subject); either way the result equals the
+//! fold of every event on the subject. Idempotency keys older than the snapshot are looked up
+//! in `message_keys` on demand ([`EventLog::lookup_key`]).
+
+use crate::domain::channel::{apply, ChannelState, KeyRecord};
+use async_nats::jetstream::{self, consumer, context::PublishErrorKind};
+use events::subject::Subjects;
+use events::{ChannelKey, Envelope, TenantId};
+use futures::StreamExt;
+use std::time::Duration;
+
+/// Why an append or load failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// Another writer appended to the subject first (`Nats-Expected-Last-Subject-Sequence`
+    /// did not match); reload and decide again.
+    #[error("wrong last subject sequence")]
+    Conflict,
+    /// JetStream is unreachable, timed out, or refused the write; the outcome is unknown.
+    #[error("event log unavailable: {0}")]
+    Log(String),
+    /// Postgres (the snapshot) is unreachable.
+    #[error("snapshot store unavailable: {0}")]
+    Snapshot(String),
+    /// An event on the subject does not decode.
+    #[error("undecodable event at seq {seq}: {reason}")]
+    Corrupt {
+        /// Stream sequence.
+        seq: u64,
+        /// Decoder error.
+        reason: String,
+    },
+}
+
+/// Handle on the log and the snapshot store.
+#[derive(Clone)]
+pub struct EventLog {
+    js: jetstream::Context,
+    stream: String,
+    subjects: Subjects,
+    pool: deadpool_postgres::Pool,
+}
+
+const SNAPSHOT: &str = "SELECT disbanded, last_msg_seq, last_event_seq, \
+       ARRAY(SELECT uid FROM channel_members m WHERE m.tenant = c.tenant AND m.channel_key = c.channel_key \
+             AND c.channel_type = 2) AS members \
+     FROM channels c WHERE tenant = $1 AND channel_type = $2 AND channel_key = $3";
+
+const LOOKUP_KEY: &str = "SELECT message_id::text, message_seq, payload_sha256, sent_at, event_seq FROM message_keys \
+     WHERE tenant = $1 AND channel_type = $2 AND channel_key = $3 AND from_uid = $4 AND client_msg_no = $5";
+
+impl EventLog {
+    /// A log on `stream` with subjects under `subjects`, snapshots from `pool`.
+    pub fn new(js: jetstream::Context, stream: String, subjects: Subjects, pool: deadpool_postgres::Pool) -> Self {
+        Self { js, stream, subjects, pool }
+    }
+
+    /// Subject naming in use.
+    pub fn subjects(&self) -> &Subjects {
+        &self.subjects
+    }
+
+    /// Appends one event to `subject`. With `expected = Some(n)` the append succeeds only if
+    /// the subject's last stream sequence is `n` (0 = the subject is empty). Returns the
+    /// event's stream sequence.
+    ///
+    /// # Errors
+    /// [`LogError::Conflict`] on a sequence mismatch; [`LogError::Log`] otherwise.
+    pub async fn append(&self, subject: String, env: &Envelope, expected: Option<u64>) -> Result<u64, LogError> {
+        let mut publish = jetstream::message::PublishMessage::build().payload(events::encode(env).into());
+        if let Some(n) = expected {
+            publish = publish.expected_last_subject_sequence(n);
+        }
+        let started = std::time::Instant::now();
+        let ack = self.js.send_publish(subject, publish).await.map_err(|e| LogError::Log(e.to_string()))?;
+        let result = match ack.await {
+            Ok(ack) => Ok(ack.sequence),
+            Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => Err(LogError::Conflict),
+            Err(e) => Err(LogError::Log(e.to_string())),
+        };
+        metrics::histogram!("command_svc_append_duration_seconds").record(started.elapsed().as_secs_f64());
+        match &result {
+            Ok(_) => metrics::counter!("command_svc_events_appended_total", "type" => env.event.event_type()).increment(1),
+            Err(LogError::Conflict) => metrics::counter!("command_svc_append_conflicts_total").increment(1),
+            Err(_) => {}
+        }
+        result
+    }
+
+    /// Loads the state of a channel: snapshot + tail.
+    ///
+    /// # Errors
+    /// [`LogError::Snapshot`], [`LogError::Log`] or [`LogError::Corrupt`].
+    pub async fn load(&self, tenant: &TenantId, key: &ChannelKey) -> Result<ChannelState, LogError> {
+        let mut state = self.snapshot(tenant, key).await?;
+        self.catch_up(&mut state, tenant, key).await?;
+        Ok(state)
+    }
+
+    async fn snapshot(&self, tenant: &TenantId, key: &ChannelKey) -> Result<ChannelState, LogError> {
+        let client = self.pool.get().await.map_err(|e| LogError::Snapshot(e.to_string()))?;
+        let (ct, k) = projector::core::channel_columns(key);
+        let stmt = client.prepare_cached(SNAPSHOT).await.map_err(|e| LogError::Snapshot(e.to_string()))?;
+        let row = client
+            .query_opt(&stmt, &[&tenant.as_str(), &ct, &k])
+            .await
+            .map_err(|e| LogError::Snapshot(e.to_string()))?;
+        Ok(match row {
+            None => ChannelState::default(),
+            Some(r) => ChannelState {
+                created: ct == 2,
+                disbanded: r.get(0),
+                last_msg_seq: r.get::<_, i64>(1) as u64,
+                last_event_seq: r.get::<_, i64>(2) as u64,
+                members: r.get::<_, Vec<String>>(3).into_iter().collect(),
+                keys: Default::default(),
+            },
+        })
+    }
+
+    /// Folds every event on the channel's subject after `state.last_event_seq` into `state`.
+    ///
+    /// # Errors
+    /// [`LogError::Log`] or [`LogError::Corrupt`].
+    pub async fn catch_up(&self, state: &mut ChannelState, tenant: &TenantId, key: &ChannelKey) -> Result<(), LogError> {
+        let subject = self.subjects.channel(tenant, key);
+        let stream = self.js.get_stream(&self.stream).await.map_err(|e| LogError::Log(e.to_string()))?;
+        let head = match stream.get_last_raw_message_by_subject(&subject).await {
+            Ok(m) => m.sequence,
+            Err(e) if e.kind() == jetstream::stream::LastRawMessageErrorKind::NoMessageFound => 0,
+            Err(e) => return Err(LogError::Log(e.to_string())),
+        };
+        if head <= state.last_event_seq {
+            return Ok(());
+        }
+        let consumer = stream
+            .create_consumer(consumer::pull::OrderedConfig {
+                filter_subject: subject,
+                deliver_policy: consumer::DeliverPolicy::ByStartSequence { start_sequence: state.last_event_seq + 1 },
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| LogError::Log(e.to_string()))?;
+        let mut messages = consumer.messages().await.map_err(|e| LogError::Log(e.to_string()))?;
+        while state.last_event_seq < head {
+            let next = tokio::time::timeout(Duration::from_secs(5), messages.next())
+                .await
+                .map_err(|_| LogError::Log("timed out reading the channel's tail".into()))?;
+            let msg = match next {
+                Some(Ok(m)) => m,
+                Some(Err(e)) => return Err(LogError::Log(e.to_string())),
+                None => return Err(LogError::Log("tail ended early".into())),
+            };
+            let seq = msg.info().map_err(|e| LogError::Log(e.to_string()))?.stream_sequence;
+            let env = events::decode(&msg.payload).map_err(|e| LogError::Corrupt { seq, reason: e.to_string() })?;
+            *state = apply(std::mem::take(state), &env.event, seq);
+            state.last_event_seq = seq;
+        }
+        Ok(())
+    }
+
+    /// The record of an idempotency key in the `message_keys` read model, if there.
+    ///
+    /// # Errors
+    /// [`LogError::Snapshot`].
+    pub async fn lookup_key(
+        &self,
+        tenant: &TenantId,
+        key: &ChannelKey,
+        from_uid: &str,
+        client_msg_no: &str,
+    ) -> Result<Option<KeyRecord>, LogError> {
+        let client = self.pool.get().await.map_err(|e| LogError::Snapshot(e.to_string()))?;
+        let (ct, k) = projector::core::channel_columns(key);
+        let stmt = client.prepare_cached(LOOKUP_KEY).await.map_err(|e| LogError::Snapshot(e.to_string()))?;
+        let row = client
+            .query_opt(&stmt, &[&tenant.as_str(), &ct, &k, &from_uid, &client_msg_no])
+            .await
+            .map_err(|e| LogError::Snapshot(e.to_string()))?;
+        Ok(row.map(|r| KeyRecord {
+            message_id: r.get(0),
+            message_seq: r.get::<_, i64>(1) as u64,
+            payload_sha256: r.get(2),
+            timestamp: r.get(3),
+            event_seq: r.get::<_, i64>(4) as u64,
+        }))
+    }
+
+    /// The JetStream context.
+    pub fn jetstream(&self) -> &jetstream::Context {
+        &self.js
+    }
+}

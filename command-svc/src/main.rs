@@ -1,0 +1,11 @@
+//! `command-svc`: the command service binary (see the crate docs).
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    platform::telemetry::init_tracing();
+    let src = platform::config::Source::from_env()?;
+    let config = command_svc::Config::load(&src)?;
+    let (acceptor, addr) = platform::http::bind(&config.listen).await?;
+    tracing::info!(%addr, "command service at http://{addr} (docs at /docs)");
+    command_svc::serve(config, acceptor, platform::shutdown::signal()).await
+}

@@ -1,0 +1,43 @@
+//! `/health` (alive), `/ready` (NATS and Postgres reachable), `/metrics` (Prometheus text).
+
+use poem::http::StatusCode;
+use poem::web::{Data, Json};
+use poem::{get, handler, EndpointExt, IntoResponse, Response, Route};
+
+/// What readiness checks.
+#[derive(Clone)]
+pub struct Ops {
+    /// NATS client.
+    pub nats: async_nats::Client,
+    /// Postgres pool.
+    pub pool: deadpool_postgres::Pool,
+}
+
+#[handler]
+fn health() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+#[handler]
+async fn ready(ops: Data<&Ops>) -> Response {
+    let nats = platform::log::connected(&ops.nats);
+    let postgres = platform::db::ping(&ops.pool).await;
+    let status = if nats && postgres { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    Json(serde_json::json!({"ready": nats && postgres, "nats": nats, "postgres": postgres}))
+        .with_status(status)
+        .into_response()
+}
+
+#[handler]
+fn metrics() -> String {
+    platform::telemetry::metrics().render()
+}
+
+/// The three routes.
+pub fn routes(ops: Ops) -> impl poem::Endpoint {
+    Route::new()
+        .at("/health", get(health))
+        .at("/ready", get(ready))
+        .at("/metrics", get(metrics))
+        .data(ops)
+}

@@ -1,0 +1,151 @@
+//! Executes commands: per-channel serialisation, state cache, decide, append, retry.
+//!
+//! Within one instance, commands on a channel run one at a time (a per-channel async lock),
+//! so they never conflict with each other. Across instances, the append's expected last
+//! subject sequence detects a concurrent writer: the loser folds the new events in and decides
+//! again, so `message_seq` stays gap-free and unique. A failed append of unknown outcome drops
+//! the cached state, so the next command reloads it from the log.
+
+use crate::domain::channel::{apply, decide, ChannelState, Command, Decision, DomainError, KeyRecord};
+use crate::log::{EventLog, LogError};
+use events::{ChannelKey, Envelope, Event, TenantId};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Attempts per command before giving up on a hot channel.
+const MAX_ATTEMPTS: usize = 16;
+
+type Slot = Arc<tokio::sync::Mutex<Option<ChannelState>>>;
+
+/// What a command did.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// The event was appended at `event_seq`.
+    Appended {
+        /// The event.
+        event: Event,
+        /// Its stream sequence.
+        event_seq: u64,
+    },
+    /// A retried send: the original.
+    Duplicate(KeyRecord),
+    /// Nothing to append; `event_seq` is the channel's last event.
+    Unchanged {
+        /// The channel's last stream sequence.
+        event_seq: u64,
+    },
+}
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// A rule refused it.
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    /// The log or snapshot store failed.
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// Other writers kept winning for [`MAX_ATTEMPTS`] attempts.
+    #[error("too much contention on the channel; retry")]
+    Contention,
+}
+
+/// The command executor.
+pub struct Commands {
+    log: EventLog,
+    cache: Mutex<HashMap<(TenantId, ChannelKey), Slot>>,
+    cache_capacity: usize,
+}
+
+impl Commands {
+    /// An executor over `log` caching at most about `cache_capacity` channel states.
+    pub fn new(log: EventLog, cache_capacity: usize) -> Self {
+        Self { log, cache: Mutex::new(HashMap::new()), cache_capacity: cache_capacity.max(16) }
+    }
+
+    /// The log.
+    pub fn log(&self) -> &EventLog {
+        &self.log
+    }
+
+    fn slot(&self, tenant: &TenantId, key: &ChannelKey) -> Slot {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= self.cache_capacity {
+            // Evict idle entries (no command holds them); a dropped entry is reloaded on use.
+            let target = self.cache_capacity * 9 / 10;
+            let idle: Vec<_> = cache
+                .iter()
+                .filter(|(_, s)| Arc::strong_count(s) == 1)
+                .map(|(k, _)| k.clone())
+                .take(cache.len().saturating_sub(target))
+                .collect();
+            for k in idle {
+                cache.remove(&k);
+            }
+        }
+        cache.entry((tenant.clone(), key.clone())).or_default().clone()
+    }
+
+    /// Runs `cmd` on channel `key` of `tenant`.
+    ///
+    /// # Errors
+    /// [`ServiceError`].
+    pub async fn execute(&self, tenant: &TenantId, key: &ChannelKey, cmd: Command) -> Result<Outcome, ServiceError> {
+        let slot = self.slot(tenant, key);
+        let mut guard = slot.lock().await;
+        let result = self.execute_locked(&mut guard, tenant, key, cmd).await;
+        if matches!(result, Err(ServiceError::Log(_))) {
+            *guard = None;
+        }
+        result
+    }
+
+    async fn execute_locked(
+        &self,
+        guard: &mut Option<ChannelState>,
+        tenant: &TenantId,
+        key: &ChannelKey,
+        cmd: Command,
+    ) -> Result<Outcome, ServiceError> {
+        if guard.is_none() {
+            *guard = Some(self.log.load(tenant, key).await?);
+        }
+        let Some(state) = guard.as_mut() else { unreachable!("loaded above") };
+        if let Command::Send { from, client_msg_no: Some(no), .. } = &cmd {
+            let id = (from.to_string(), no.clone());
+            if !state.keys.contains_key(&id) {
+                if let Some(rec) = self.log.lookup_key(tenant, key, from.as_str(), no).await? {
+                    state.keys.insert(id, rec);
+                }
+            }
+        }
+        for _ in 0..MAX_ATTEMPTS {
+            let event = match decide(state, key, cmd.clone())? {
+                Decision::Duplicate(rec) => return Ok(Outcome::Duplicate(rec)),
+                Decision::Append(events) => match events.into_iter().next() {
+                    None => return Ok(Outcome::Unchanged { event_seq: state.last_event_seq }),
+                    Some(e) => e,
+                },
+            };
+            let env = Envelope { tenant: tenant.clone(), occurred_at: platform::now_ms(), event };
+            if let Event::ReadPositionSet(r) = &env.event {
+                // Read positions live on the reader's subject: no channel concurrency needed.
+                let subject = self.log.subjects().reads(tenant, &r.uid);
+                let event_seq = self.log.append(subject, &env, None).await?;
+                return Ok(Outcome::Appended { event: env.event, event_seq });
+            }
+            let subject = self.log.subjects().channel(tenant, key);
+            match self.log.append(subject, &env, Some(state.last_event_seq)).await {
+                Ok(event_seq) => {
+                    *state = apply(std::mem::take(state), &env.event, event_seq);
+                    return Ok(Outcome::Appended { event: env.event, event_seq });
+                }
+                Err(LogError::Conflict) => {
+                    self.log.catch_up(state, tenant, key).await?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ServiceError::Contention)
+    }
+}
