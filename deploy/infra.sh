@@ -32,8 +32,7 @@ start() {
   nats_port="$(free_port)"
   pg_port="$(free_port)"
   mkdir -p "$dir/nats"
-  "$root/.venv/bin/nats-server" -a 127.0.0.1 -p "$nats_port" -js -sd "$dir/nats" \
-    --max_payload 8MB >"$dir/nats.log" 2>&1 &
+  "$root/.venv/bin/nats-server" -a 127.0.0.1 -p "$nats_port" -js -sd "$dir/nats" >"$dir/nats.log" 2>&1 &
   echo $! >"$dir/nats.pid"
 
   if [ ! -f "$dir/pg/PG_VERSION" ]; then

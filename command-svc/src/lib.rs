@@ -42,7 +42,12 @@ pub async fn serve(
         tracing::warn!("PARLEY_API_KEYS is empty: every request will be 401");
     }
     projector::migrate::run(&config.common.database_url).await?;
-    let (nats, js) = platform::log::connect(&config.common.nats_url, "parley-command-svc", config.max_ack_inflight).await?;
+    let (nats, js) = platform::log::connect(
+        &config.common.nats_url,
+        "parley-command-svc",
+        config.max_ack_inflight,
+    )
+    .await?;
     platform::log::ensure_stream(&js, &config.common.stream, &config.common.subject_root).await?;
     let pool = platform::db::pool(&config.common.database_url, config.common.db_pool_size)?;
     let log = log::EventLog::new(
@@ -56,12 +61,20 @@ pub async fn serve(
         max_payload_bytes: config.max_payload_bytes,
     };
     let apis = (
-        api::messages::MessagesApi { state: state.clone() },
-        api::channels::ChannelsApi { state: state.clone() },
-        api::reads::ReadsApi { state: state.clone() },
+        api::messages::MessagesApi {
+            state: state.clone(),
+        },
+        api::channels::ChannelsApi {
+            state: state.clone(),
+        },
+        api::reads::ReadsApi {
+            state: state.clone(),
+        },
     );
     let service = OpenApiService::new(apis, "Parley command service", env!("CARGO_PKG_VERSION"))
-        .description("Commands of the Parley messaging service. Every command answers `event_seq`.");
+        .description(
+            "Commands of the Parley messaging service. Every command answers `event_seq`.",
+        );
     let spec = service.spec_endpoint();
     let docs = service.swagger_ui();
     // Largest legal body: a full batch of maximal payloads (base64 is 4/3) plus field overhead.
@@ -74,7 +87,9 @@ pub async fn serve(
         .with(SizeLimit::new(body_limit))
         .data(keys)
         .catch_all_error(platform::http::render_error)
-        .with(platform::http::RequestMetrics { service: "command_svc" });
+        .with(platform::http::RequestMetrics {
+            service: "command_svc",
+        });
     poem::Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(app, shutdown, Some(Duration::from_secs(10)))
         .await?;

@@ -22,7 +22,11 @@ fn health() -> Json<serde_json::Value> {
 async fn ready(ops: Data<&Ops>) -> Response {
     let nats = platform::log::connected(&ops.nats);
     let postgres = platform::db::ping(&ops.pool).await;
-    let status = if nats && postgres { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if nats && postgres {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     Json(serde_json::json!({"ready": nats && postgres, "nats": nats, "postgres": postgres}))
         .with_status(status)
         .into_response()

@@ -6,7 +6,9 @@
 //! again, so `message_seq` stays gap-free and unique. A failed append of unknown outcome drops
 //! the cached state, so the next command reloads it from the log.
 
-use crate::domain::channel::{apply, decide, ChannelState, Command, Decision, DomainError, KeyRecord};
+use crate::domain::channel::{
+    apply, decide, ChannelState, Command, Decision, DomainError, KeyRecord,
+};
 use crate::log::{EventLog, LogError};
 use events::{ChannelKey, Envelope, Event, TenantId};
 use std::collections::HashMap;
@@ -60,7 +62,11 @@ pub struct Commands {
 impl Commands {
     /// An executor over `log` caching at most about `cache_capacity` channel states.
     pub fn new(log: EventLog, cache_capacity: usize) -> Self {
-        Self { log, cache: Mutex::new(HashMap::new()), cache_capacity: cache_capacity.max(16) }
+        Self {
+            log,
+            cache: Mutex::new(HashMap::new()),
+            cache_capacity: cache_capacity.max(16),
+        }
     }
 
     /// The log.
@@ -83,14 +89,22 @@ impl Commands {
                 cache.remove(&k);
             }
         }
-        cache.entry((tenant.clone(), key.clone())).or_default().clone()
+        cache
+            .entry((tenant.clone(), key.clone()))
+            .or_default()
+            .clone()
     }
 
     /// Runs `cmd` on channel `key` of `tenant`.
     ///
     /// # Errors
     /// [`ServiceError`].
-    pub async fn execute(&self, tenant: &TenantId, key: &ChannelKey, cmd: Command) -> Result<Outcome, ServiceError> {
+    pub async fn execute(
+        &self,
+        tenant: &TenantId,
+        key: &ChannelKey,
+        cmd: Command,
+    ) -> Result<Outcome, ServiceError> {
         let slot = self.slot(tenant, key);
         let mut guard = slot.lock().await;
         let result = self.execute_locked(&mut guard, tenant, key, cmd).await;
@@ -110,8 +124,15 @@ impl Commands {
         if guard.is_none() {
             *guard = Some(self.log.load(tenant, key).await?);
         }
-        let Some(state) = guard.as_mut() else { unreachable!("loaded above") };
-        if let Command::Send { from, client_msg_no: Some(no), .. } = &cmd {
+        let Some(state) = guard.as_mut() else {
+            unreachable!("loaded above")
+        };
+        if let Command::Send {
+            from,
+            client_msg_no: Some(no),
+            ..
+        } = &cmd
+        {
             let id = (from.to_string(), no.clone());
             if !state.keys.contains_key(&id) {
                 if let Some(rec) = self.log.lookup_key(tenant, key, from.as_str(), no).await? {
@@ -123,22 +144,40 @@ impl Commands {
             let event = match decide(state, key, cmd.clone())? {
                 Decision::Duplicate(rec) => return Ok(Outcome::Duplicate(rec)),
                 Decision::Append(events) => match events.into_iter().next() {
-                    None => return Ok(Outcome::Unchanged { event_seq: state.last_event_seq }),
+                    None => {
+                        return Ok(Outcome::Unchanged {
+                            event_seq: state.last_event_seq,
+                        })
+                    }
                     Some(e) => e,
                 },
             };
-            let env = Envelope { tenant: tenant.clone(), occurred_at: platform::now_ms(), event };
+            let env = Envelope {
+                tenant: tenant.clone(),
+                occurred_at: platform::now_ms(),
+                event,
+            };
             if let Event::ReadPositionSet(r) = &env.event {
                 // Read positions live on the reader's subject: no channel concurrency needed.
                 let subject = self.log.subjects().reads(tenant, &r.uid);
                 let event_seq = self.log.append(subject, &env, None).await?;
-                return Ok(Outcome::Appended { event: env.event, event_seq });
+                return Ok(Outcome::Appended {
+                    event: env.event,
+                    event_seq,
+                });
             }
             let subject = self.log.subjects().channel(tenant, key);
-            match self.log.append(subject, &env, Some(state.last_event_seq)).await {
+            match self
+                .log
+                .append(subject, &env, Some(state.last_event_seq))
+                .await
+            {
                 Ok(event_seq) => {
                     *state = apply(std::mem::take(state), &env.event, event_seq);
-                    return Ok(Outcome::Appended { event: env.event, event_seq });
+                    return Ok(Outcome::Appended {
+                        event: env.event,
+                        event_seq,
+                    });
                 }
                 Err(LogError::Conflict) => {
                     self.log.catch_up(state, tenant, key).await?;

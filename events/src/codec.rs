@@ -102,8 +102,15 @@ pub fn decode(bytes: &[u8]) -> Result<Envelope, DecodeError> {
             Event::ReadPositionSet(serde_json::from_str(data).map_err(err)?)
         }
         (t, v) => {
-            return Err(DecodeError::Unknown { event_type: t.to_owned(), version: v });
+            return Err(DecodeError::Unknown {
+                event_type: t.to_owned(),
+                version: v,
+            });
         }
     };
-    Ok(Envelope { tenant: wire.tenant, occurred_at: wire.at, event })
+    Ok(Envelope {
+        tenant: wire.tenant,
+        occurred_at: wire.at,
+        event,
+    })
 }

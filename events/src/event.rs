@@ -59,9 +59,9 @@ impl Event {
             Event::GroupCreated(GroupCreated { channel_id, .. })
             | Event::MembersAdded(MembersAdded { channel_id, .. })
             | Event::MemberRemoved(MemberRemoved { channel_id, .. })
-            | Event::GroupDisbanded(GroupDisbanded { channel_id }) => {
-                ChannelKey::Group { id: channel_id.clone() }
-            }
+            | Event::GroupDisbanded(GroupDisbanded { channel_id }) => ChannelKey::Group {
+                id: channel_id.clone(),
+            },
             Event::ReadPositionSet(e) => e.channel.clone(),
         }
     }

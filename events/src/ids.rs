@@ -169,7 +169,10 @@ impl ChannelKey {
     /// The personal channel between `a` and `b`, in either order.
     pub fn personal(a: &Uid, b: &Uid) -> Self {
         let (low, high) = if a <= b { (a, b) } else { (b, a) };
-        ChannelKey::Personal { low: low.clone(), high: high.clone() }
+        ChannelKey::Personal {
+            low: low.clone(),
+            high: high.clone(),
+        }
     }
 
     /// The channel a viewer means by `(channel_type, channel_id)`: for a personal channel
@@ -179,7 +182,9 @@ impl ChannelKey {
             ChannelType::Personal => {
                 ChannelKey::personal(viewer, &Uid(channel_id.as_str().to_owned()))
             }
-            ChannelType::Group => ChannelKey::Group { id: channel_id.clone() },
+            ChannelType::Group => ChannelKey::Group {
+                id: channel_id.clone(),
+            },
         }
     }
 
@@ -206,9 +211,13 @@ impl ChannelKey {
     /// [`IdError`] when the text is not a valid key of that type.
     pub fn from_storage(channel_type: ChannelType, key: &str) -> Result<Self, IdError> {
         match channel_type {
-            ChannelType::Group => Ok(ChannelKey::Group { id: ChannelId::parse(key)? }),
+            ChannelType::Group => Ok(ChannelKey::Group {
+                id: ChannelId::parse(key)?,
+            }),
             ChannelType::Personal => {
-                let (a, b) = key.split_once(PAIR_SEPARATOR).ok_or(IdError::NotPrintable)?;
+                let (a, b) = key
+                    .split_once(PAIR_SEPARATOR)
+                    .ok_or(IdError::NotPrintable)?;
                 Ok(ChannelKey::personal(&Uid::parse(a)?, &Uid::parse(b)?))
             }
         }
@@ -262,7 +271,10 @@ mod tests {
         assert_eq!(ChannelKey::personal(&a, &b), ChannelKey::personal(&b, &a));
         let k = ChannelKey::personal(&b, &a);
         assert_eq!(k.storage_key(), "alice bob");
-        assert_eq!(ChannelKey::from_storage(ChannelType::Personal, "alice bob").unwrap(), k);
+        assert_eq!(
+            ChannelKey::from_storage(ChannelType::Personal, "alice bob").unwrap(),
+            k
+        );
         assert_eq!(k.channel_id_for("alice"), "bob");
         assert_eq!(k.channel_id_for("bob"), "alice");
     }

@@ -62,14 +62,24 @@ impl Subjects {
                 token(high.as_str())
             ),
             ChannelKey::Group { id } => {
-                format!("{}.{}.ch.2.{}", self.root, token(tenant.as_str()), token(id.as_str()))
+                format!(
+                    "{}.{}.ch.2.{}",
+                    self.root,
+                    token(tenant.as_str()),
+                    token(id.as_str())
+                )
             }
         }
     }
 
     /// The subject that carries the read positions moved by `uid`.
     pub fn reads(&self, tenant: &TenantId, uid: &Uid) -> String {
-        format!("{}.{}.rd.{}", self.root, token(tenant.as_str()), token(uid.as_str()))
+        format!(
+            "{}.{}.rd.{}",
+            self.root,
+            token(tenant.as_str()),
+            token(uid.as_str())
+        )
     }
 }
 
@@ -83,7 +93,9 @@ mod tests {
         let s = Subjects::new("parley");
         let t = TenantId::parse("acme").unwrap();
         for raw in ["a.b", "x*", ">", "用户7", "a.>.*"] {
-            let key = ChannelKey::Group { id: ChannelId::parse(raw).unwrap() };
+            let key = ChannelKey::Group {
+                id: ChannelId::parse(raw).unwrap(),
+            };
             let subj = s.channel(&t, &key);
             let toks: Vec<&str> = subj.split('.').collect();
             assert_eq!(toks.len(), 5, "{subj}");

@@ -22,7 +22,11 @@ fn group() -> ChannelId {
 }
 
 fn env(at: i64, event: Event) -> Envelope {
-    Envelope { tenant: TenantId::parse("acme").unwrap(), occurred_at: at, event }
+    Envelope {
+        tenant: TenantId::parse("acme").unwrap(),
+        occurred_at: at,
+        event,
+    }
 }
 
 fn cases() -> Vec<(&'static str, Envelope)> {
@@ -57,19 +61,30 @@ fn cases() -> Vec<(&'static str, Envelope)> {
             "members_added.v1.json",
             env(
                 1700000000001,
-                Event::MembersAdded(MembersAdded { channel_id: group(), uids: vec![uid("carol")] }),
+                Event::MembersAdded(MembersAdded {
+                    channel_id: group(),
+                    uids: vec![uid("carol")],
+                }),
             ),
         ),
         (
             "member_removed.v1.json",
             env(
                 1700000000002,
-                Event::MemberRemoved(MemberRemoved { channel_id: group(), uid: uid("alice") }),
+                Event::MemberRemoved(MemberRemoved {
+                    channel_id: group(),
+                    uid: uid("alice"),
+                }),
             ),
         ),
         (
             "group_disbanded.v1.json",
-            env(1700000000003, Event::GroupDisbanded(GroupDisbanded { channel_id: group() })),
+            env(
+                1700000000003,
+                Event::GroupDisbanded(GroupDisbanded {
+                    channel_id: group(),
+                }),
+            ),
         ),
         (
             "read_position_set.v1.json",
@@ -107,8 +122,18 @@ fn current_versions_encode_to_the_frozen_bytes() {
 #[test]
 fn unknown_versions_and_garbage_are_errors_not_panics() {
     let unknown = br#"{"type":"message_sent","v":99,"tenant":"acme","at":1,"data":{}}"#;
-    assert!(matches!(decode(unknown), Err(events::DecodeError::Unknown { version: 99, .. })));
-    assert!(matches!(decode(b"not json"), Err(events::DecodeError::Envelope(_))));
-    let bad_data = br#"{"type":"member_removed","v":1,"tenant":"acme","at":1,"data":{"channel_id":""}}"#;
-    assert!(matches!(decode(bad_data), Err(events::DecodeError::Data { .. })));
+    assert!(matches!(
+        decode(unknown),
+        Err(events::DecodeError::Unknown { version: 99, .. })
+    ));
+    assert!(matches!(
+        decode(b"not json"),
+        Err(events::DecodeError::Envelope(_))
+    ));
+    let bad_data =
+        br#"{"type":"member_removed","v":1,"tenant":"acme","at":1,"data":{"channel_id":""}}"#;
+    assert!(matches!(
+        decode(bad_data),
+        Err(events::DecodeError::Data { .. })
+    ));
 }

@@ -37,14 +37,20 @@ impl ApiKeys {
             if entry.is_empty() {
                 continue;
             }
-            let (key, tenant) = entry
-                .split_once('=')
-                .ok_or_else(|| ApiKeysError { index, reason: "expected key=tenant".into() })?;
+            let (key, tenant) = entry.split_once('=').ok_or_else(|| ApiKeysError {
+                index,
+                reason: "expected key=tenant".into(),
+            })?;
             if key.len() < 16 {
-                return Err(ApiKeysError { index, reason: "key must be at least 16 bytes".into() });
+                return Err(ApiKeysError {
+                    index,
+                    reason: "key must be at least 16 bytes".into(),
+                });
             }
-            let tenant = TenantId::parse(tenant)
-                .map_err(|e| ApiKeysError { index, reason: format!("tenant {e}") })?;
+            let tenant = TenantId::parse(tenant).map_err(|e| ApiKeysError {
+                index,
+                reason: format!("tenant {e}"),
+            })?;
             by_digest.insert(digest(key), tenant);
         }
         Ok(Self { by_digest })

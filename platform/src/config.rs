@@ -45,11 +45,16 @@ impl Source {
     pub fn from_env() -> Result<Self, ConfigError> {
         let mut file = HashMap::new();
         if let Ok(path) = std::env::var("PARLEY_CONFIG") {
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| ConfigError::File { path: path.clone(), reason: e.to_string() })?;
-            let table: toml::Table = text
-                .parse()
-                .map_err(|e: toml::de::Error| ConfigError::File { path: path.clone(), reason: e.to_string() })?;
+            let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::File {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+            let table: toml::Table =
+                text.parse()
+                    .map_err(|e: toml::de::Error| ConfigError::File {
+                        path: path.clone(),
+                        reason: e.to_string(),
+                    })?;
             for (k, v) in table {
                 let s = match v {
                     toml::Value::String(s) => s,
@@ -78,7 +83,8 @@ impl Source {
     /// # Errors
     /// [`ConfigError::Missing`].
     pub fn required(&self, name: &str) -> Result<String, ConfigError> {
-        self.get(name).ok_or_else(|| ConfigError::Missing(format!("PARLEY_{}", name.to_ascii_uppercase())))
+        self.get(name)
+            .ok_or_else(|| ConfigError::Missing(format!("PARLEY_{}", name.to_ascii_uppercase())))
     }
 
     /// A number.

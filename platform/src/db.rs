@@ -13,7 +13,9 @@ pub fn pool(url: &str, size: usize) -> anyhow::Result<Pool> {
     let mgr = Manager::from_config(
         cfg,
         tokio_postgres::NoTls,
-        ManagerConfig { recycling_method: RecyclingMethod::Fast },
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
     );
     Ok(Pool::builder(mgr).max_size(size).build()?)
 }

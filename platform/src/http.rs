@@ -54,7 +54,11 @@ fn json_error(path: String, err: &serde_json::Error) -> ApiError {
             let field = match msg.split_once("missing field `") {
                 Some((_, rest)) => {
                     let name = rest.split('`').next().unwrap_or_default();
-                    if path == "." { name.to_owned() } else { format!("{path}.{name}") }
+                    if path == "." {
+                        name.to_owned()
+                    } else {
+                        format!("{path}.{name}")
+                    }
                 }
                 None if path == "." => "body".to_owned(),
                 None => path,
@@ -138,7 +142,11 @@ pub async fn render_error(err: poem::Error) -> Response {
             "INTERNAL"
         }
     };
-    let message = if status.is_server_error() { "internal error".into() } else { err.to_string() };
+    let message = if status.is_server_error() {
+        "internal error".into()
+    } else {
+        err.to_string()
+    };
     simple(status, code, message, None)
 }
 
@@ -155,7 +163,10 @@ pub struct RequestMetrics {
 impl<E: Endpoint> Middleware<E> for RequestMetrics {
     type Output = RequestMetricsEndpoint<E>;
     fn transform(&self, ep: E) -> Self::Output {
-        RequestMetricsEndpoint { inner: ep, service: self.service }
+        RequestMetricsEndpoint {
+            inner: ep,
+            service: self.service,
+        }
     }
 }
 
@@ -194,7 +205,9 @@ pub async fn bind(
     addr: &str,
 ) -> std::io::Result<(poem::listener::TcpAcceptor, std::net::SocketAddr)> {
     use poem::listener::{Acceptor, Listener};
-    let acceptor = poem::listener::TcpListener::bind(addr.to_owned()).into_acceptor().await?;
+    let acceptor = poem::listener::TcpListener::bind(addr.to_owned())
+        .into_acceptor()
+        .await?;
     let local = acceptor
         .local_addr()
         .into_iter()

@@ -92,7 +92,7 @@ CREATE TABLE conversations (
     updated_at    bigint   NOT NULL,
     PRIMARY KEY (tenant, uid, channel_type, channel_key)
 );
-CREATE INDEX conversations_recent ON conversations (tenant, uid, updated_at DESC, channel_type, channel_key);
+CREATE INDEX conversations_recent ON conversations (tenant, uid, updated_at DESC, channel_type DESC, channel_key DESC);
 CREATE INDEX conversations_by_channel ON conversations (tenant, channel_type, channel_key);
 
 -- The conversations projection's own view of each channel's head (so it needs no other projection).

@@ -31,8 +31,9 @@ impl Config {
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
                 .map(|s| {
-                    Projection::from_name(s)
-                        .ok_or_else(|| anyhow::anyhow!("PARLEY_PROJECTIONS: unknown projection {s}"))
+                    Projection::from_name(s).ok_or_else(|| {
+                        anyhow::anyhow!("PARLEY_PROJECTIONS: unknown projection {s}")
+                    })
                 })
                 .collect::<anyhow::Result<_>>()?,
         };

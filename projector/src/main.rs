@@ -34,7 +34,13 @@ async fn main() -> anyhow::Result<()> {
     let mut http_stop = stop_rx.clone();
     let server = tokio::spawn(async move {
         poem::Server::new_with_acceptor(acceptor)
-            .run_with_graceful_shutdown(app, async move { let _ = http_stop.wait_for(|s| *s).await; }, None)
+            .run_with_graceful_shutdown(
+                app,
+                async move {
+                    let _ = http_stop.wait_for(|s| *s).await;
+                },
+                None,
+            )
             .await
     });
     let result = projector::run(config, async move {

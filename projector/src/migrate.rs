@@ -15,9 +15,13 @@ pub async fn run(database_url: &str) -> anyhow::Result<()> {
     let (mut client, conn) = tokio_postgres::connect(database_url, tokio_postgres::NoTls).await?;
     let conn = tokio::spawn(conn);
     // Serialise concurrent starters (command-svc, query-svc tests, projector) on one lock.
-    client.simple_query("SELECT pg_advisory_lock(7478712)").await?;
+    client
+        .simple_query("SELECT pg_advisory_lock(7478712)")
+        .await?;
     let result = embedded::migrations::runner().run_async(&mut client).await;
-    client.simple_query("SELECT pg_advisory_unlock(7478712)").await?;
+    client
+        .simple_query("SELECT pg_advisory_unlock(7478712)")
+        .await?;
     drop(client);
     let _ = conn.await;
     result?;

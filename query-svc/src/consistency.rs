@@ -27,8 +27,11 @@ pub enum Projection {
 
 impl Projection {
     /// Every projection this service reads.
-    pub const ALL: [Projection; 3] =
-        [Projection::Messages, Projection::Channels, Projection::Conversations];
+    pub const ALL: [Projection; 3] = [
+        Projection::Messages,
+        Projection::Channels,
+        Projection::Conversations,
+    ];
 
     /// The name in `projection_checkpoints`.
     pub fn name(self) -> &'static str {

@@ -1,1 +1,80 @@
-//! placeholder
+//! # query-svc — Parley's read side
+//!
+//! Serves channel history, single messages, conversation lists and group info from the
+//! Postgres read models the projector maintains. Reads never touch the event log; a client
+//! that wants to see its own write passes the write's event-log sequence as `min_event_seq`
+//! and the request waits (bounded) until the projections have applied it.
+//!
+//! # Layout
+//! - [`Config`] (`config.rs`): `PARLEY_QUERY_LISTEN`, `PARLEY_CONSISTENCY_WAIT_MS`,
+//!   `PARLEY_READY_MAX_LAG` and the shared settings.
+//! - [`serve`] (here): connects Postgres and NATS, builds the app, serves until shutdown.
+//! - `api/`: poem-openapi operations, one file per resource (`messages.rs`,
+//!   `conversations.rs`, `channels.rs`, `ops.rs`), their DTOs and input validation.
+//! - `store/`: the SQL, as named constants with parameters, one file per read model.
+//! - `consistency.rs`: waiting for `min_event_seq` against `projection_checkpoints`.
+//! - `paging.rs`: pure keyset-pagination pieces (history page direction, conversation cursor).
+
+mod api;
+mod config;
+mod consistency;
+mod paging;
+mod store;
+
+pub use config::Config;
+
+use anyhow::Context as _;
+use consistency::Checkpoints;
+use platform::auth::ApiKeys;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long in-flight requests may run after shutdown begins.
+const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Unacked publishes the JetStream context allows; this service never publishes.
+const MAX_ACK_INFLIGHT: usize = 16;
+
+/// Builds the app (a lazily connecting Postgres pool and a NATS connection that retries in the
+/// background) and serves HTTP on `acceptor` until `shutdown` completes, then drains in-flight
+/// requests for at most 10 s.
+///
+/// # Errors
+/// Malformed `PARLEY_API_KEYS` or database URL, a NATS URL that cannot be used, or the
+/// server's I/O error.
+pub async fn serve(
+    config: Config,
+    acceptor: poem::listener::TcpAcceptor,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    // Install the Prometheus recorder before the first request is counted.
+    let _ = platform::telemetry::metrics();
+    let keys = ApiKeys::parse(&config.common.api_keys)?;
+    if keys.is_empty() {
+        tracing::warn!("PARLEY_API_KEYS is empty: every API request will be 401");
+    }
+    let pool = platform::db::pool(&config.common.database_url, config.common.db_pool_size)
+        .context("building the Postgres pool")?;
+    let (nats, jetstream) = platform::log::connect(
+        &config.common.nats_url,
+        "parley-query-svc",
+        MAX_ACK_INFLIGHT,
+    )
+    .await
+    .context("connecting to NATS")?;
+    let state = Arc::new(api::AppState {
+        pool,
+        nats,
+        jetstream,
+        stream: config.common.stream.clone(),
+        checkpoints: Checkpoints::default(),
+        consistency_wait: config.consistency_wait,
+        ready_max_lag: config.ready_max_lag,
+    });
+    poem::Server::new_with_acceptor(acceptor)
+        .run_with_graceful_shutdown(api::app(state, keys), shutdown, Some(DRAIN_DEADLINE))
+        .await
+        .context("serving HTTP")?;
+    tracing::info!("query service stopped");
+    Ok(())
+}

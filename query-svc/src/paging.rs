@@ -35,7 +35,10 @@ impl HistoryPage {
     pub fn new(after_seq: Option<u64>, before_seq: Option<u64>) -> Self {
         let before = before_seq.map_or(i64::MAX, seq);
         match after_seq {
-            Some(after) => HistoryPage::Forward { after: seq(after), before },
+            Some(after) => HistoryPage::Forward {
+                after: seq(after),
+                before,
+            },
             None => HistoryPage::Backward { before },
         }
     }
@@ -95,7 +98,9 @@ impl ConversationCursor {
     /// [`MalformedCursor`] when `text` is not base64url of the cursor JSON, or its channel type
     /// is not 1 or 2.
     pub fn decode(text: &str) -> Result<Self, MalformedCursor> {
-        let bytes = CURSOR_B64.decode(text.trim()).map_err(|_| MalformedCursor)?;
+        let bytes = CURSOR_B64
+            .decode(text.trim())
+            .map_err(|_| MalformedCursor)?;
         let cursor: Self = serde_json::from_slice(&bytes).map_err(|_| MalformedCursor)?;
         if !(1..=2).contains(&cursor.channel_type) {
             return Err(MalformedCursor);
@@ -110,19 +115,34 @@ mod tests {
 
     #[test]
     fn page_direction() {
-        assert_eq!(HistoryPage::new(None, None), HistoryPage::Backward { before: i64::MAX });
-        assert_eq!(HistoryPage::new(None, Some(10)), HistoryPage::Backward { before: 10 });
+        assert_eq!(
+            HistoryPage::new(None, None),
+            HistoryPage::Backward { before: i64::MAX }
+        );
+        assert_eq!(
+            HistoryPage::new(None, Some(10)),
+            HistoryPage::Backward { before: 10 }
+        );
         assert_eq!(
             HistoryPage::new(Some(3), None),
-            HistoryPage::Forward { after: 3, before: i64::MAX }
+            HistoryPage::Forward {
+                after: 3,
+                before: i64::MAX
+            }
         );
         assert_eq!(
             HistoryPage::new(Some(3), Some(9)),
-            HistoryPage::Forward { after: 3, before: 9 }
+            HistoryPage::Forward {
+                after: 3,
+                before: 9
+            }
         );
         assert_eq!(
             HistoryPage::new(Some(u64::MAX), None),
-            HistoryPage::Forward { after: i64::MAX, before: i64::MAX }
+            HistoryPage::Forward {
+                after: i64::MAX,
+                before: i64::MAX
+            }
         );
     }
 
@@ -153,19 +173,27 @@ mod tests {
         assert!(!text.contains('=') && !text.contains('+') && !text.contains('/'));
         assert_eq!(ConversationCursor::decode(&text), Ok(c.clone()));
         // Padded form is accepted too.
-        let padded = base64::engine::general_purpose::URL_SAFE.encode(
-            serde_json::to_vec(&c).unwrap_or_default(),
-        );
+        let padded = base64::engine::general_purpose::URL_SAFE
+            .encode(serde_json::to_vec(&c).unwrap_or_default());
         assert_eq!(ConversationCursor::decode(&padded), Ok(c));
     }
 
     #[test]
     fn cursor_rejects_garbage() {
-        assert_eq!(ConversationCursor::decode("not base64!"), Err(MalformedCursor));
+        assert_eq!(
+            ConversationCursor::decode("not base64!"),
+            Err(MalformedCursor)
+        );
         assert_eq!(ConversationCursor::decode(""), Err(MalformedCursor));
         let wrong_shape = CURSOR_B64.encode(br#"{"u":1}"#);
-        assert_eq!(ConversationCursor::decode(&wrong_shape), Err(MalformedCursor));
+        assert_eq!(
+            ConversationCursor::decode(&wrong_shape),
+            Err(MalformedCursor)
+        );
         let wrong_type = CURSOR_B64.encode(br#"{"u":1,"t":3,"k":"g"}"#);
-        assert_eq!(ConversationCursor::decode(&wrong_type), Err(MalformedCursor));
+        assert_eq!(
+            ConversationCursor::decode(&wrong_type),
+            Err(MalformedCursor)
+        );
     }
 }

@@ -1,1 +1,358 @@
-//! placeholder
+//! # parley-tests — harness for integration and end-to-end tests, the chitchat importer and
+//! the benchmarks
+//!
+//! [`TestEnv`] runs the three services in-process against the real NATS and Postgres that
+//! `make test` starts (`PARLEY_NATS_URL`, `PARLEY_DATABASE_URL`). Each environment gets a
+//! fresh database (`CREATE DATABASE`), its own stream and subject root, and two tenants, so
+//! tests run in parallel without seeing each other. Nothing is mocked.
+
+use anyhow::Context as _;
+use rand::Rng;
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// API key of tenant `acme` in every test environment.
+pub const KEY_ACME: &str = "test-key-acme-0123456789";
+/// API key of tenant `globex`.
+pub const KEY_GLOBEX: &str = "test-key-globex-0123456789";
+
+/// A running service (or projector) and its stop switch.
+pub struct Running {
+    /// Bound address (unused for the projector).
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Running {
+    /// Base URL, `http://127.0.0.1:port`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Graceful stop; waits for the task.
+    pub async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(15), t).await;
+        }
+    }
+
+    /// Hard stop: aborts the task where it is (a crash, as far as the process state goes).
+    pub fn kill(mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
+}
+
+/// Settings of one isolated environment.
+#[derive(Clone)]
+pub struct TestEnv {
+    /// NATS URL.
+    pub nats_url: String,
+    /// URL of this environment's own database.
+    pub database_url: String,
+    /// Stream name.
+    pub stream: String,
+    /// Subject root.
+    pub subject_root: String,
+}
+
+fn random_suffix() -> String {
+    let mut rng = rand::thread_rng();
+    (0..10)
+        .map(|_| rng.sample(rand::distributions::Alphanumeric) as char)
+        .collect::<String>()
+        .to_lowercase()
+}
+
+impl TestEnv {
+    /// Creates a fresh database, stream name and subject root.
+    ///
+    /// # Errors
+    /// The env vars are missing or Postgres is unreachable.
+    pub async fn new() -> anyhow::Result<Self> {
+        let nats_url = std::env::var("PARLEY_NATS_URL")
+            .context("PARLEY_NATS_URL (run through `make test`)")?;
+        let admin = std::env::var("PARLEY_DATABASE_URL")
+            .context("PARLEY_DATABASE_URL (run through `make test`)")?;
+        let suffix = random_suffix();
+        let db = format!("t_{suffix}");
+        let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls).await?;
+        let conn = tokio::spawn(conn);
+        client
+            .batch_execute(&format!("CREATE DATABASE {db}"))
+            .await?;
+        drop(client);
+        let _ = conn.await;
+        let database_url = match admin.rsplit_once('/') {
+            Some((base, _)) => format!("{base}/{db}"),
+            None => anyhow::bail!("PARLEY_DATABASE_URL has no database name"),
+        };
+        Ok(Self {
+            nats_url,
+            database_url,
+            stream: format!("T_{suffix}"),
+            subject_root: format!("t_{suffix}"),
+        })
+    }
+
+    fn common(&self) -> platform::config::Common {
+        platform::config::Common {
+            nats_url: self.nats_url.clone(),
+            database_url: self.database_url.clone(),
+            stream: self.stream.clone(),
+            subject_root: self.subject_root.clone(),
+            api_keys: format!("{KEY_ACME}=acme,{KEY_GLOBEX}=globex"),
+            db_pool_size: 16,
+        }
+    }
+
+    /// Starts a command service on a free port.
+    ///
+    /// # Errors
+    /// Bind failure.
+    pub async fn command_svc(&self) -> anyhow::Result<Running> {
+        let config = command_svc::Config {
+            common: self.common(),
+            listen: "127.0.0.1:0".into(),
+            max_payload_bytes: 65536,
+            cache_channels: 100_000,
+            max_ack_inflight: 20_000,
+        };
+        let (acceptor, addr) = platform::http::bind("127.0.0.1:0").await?;
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(command_svc::serve(config, acceptor, async move {
+            let _ = rx.await;
+        }));
+        let r = Running {
+            addr,
+            stop: Some(tx),
+            task: Some(task),
+        };
+        wait_ready(&r.url()).await?;
+        Ok(r)
+    }
+
+    /// Starts a query service on a free port.
+    ///
+    /// # Errors
+    /// Bind failure.
+    pub async fn query_svc(&self) -> anyhow::Result<Running> {
+        let config = query_svc::Config {
+            listen: "127.0.0.1:0".into(),
+            common: self.common(),
+            consistency_wait: Duration::from_millis(3000),
+            ready_max_lag: 1_000_000,
+        };
+        let (acceptor, addr) = platform::http::bind("127.0.0.1:0").await?;
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(query_svc::serve(config, acceptor, async move {
+            let _ = rx.await;
+        }));
+        let r = Running {
+            addr,
+            stop: Some(tx),
+            task: Some(task),
+        };
+        wait_health(&r.url()).await?;
+        Ok(r)
+    }
+
+    /// Starts the projector (all projections).
+    ///
+    /// # Errors
+    /// Never at start; failures surface in the task.
+    pub async fn projector(&self) -> anyhow::Result<Running> {
+        let config = projector::Config {
+            common: self.common(),
+            listen: "127.0.0.1:0".into(),
+            batch_size: 2000,
+            projections: projector::Projection::ALL.to_vec(),
+        };
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(projector::run(config, async move {
+            let _ = rx.await;
+        }));
+        Ok(Running {
+            addr: "127.0.0.1:0".parse()?,
+            stop: Some(tx),
+            task: Some(task),
+        })
+    }
+
+    /// A direct connection to this environment's database.
+    ///
+    /// # Errors
+    /// Connection failure.
+    pub async fn db(&self) -> anyhow::Result<tokio_postgres::Client> {
+        let (client, conn) =
+            tokio_postgres::connect(&self.database_url, tokio_postgres::NoTls).await?;
+        tokio::spawn(conn);
+        Ok(client)
+    }
+}
+
+async fn wait_health(base: &str) -> anyhow::Result<()> {
+    let http = reqwest::Client::new();
+    for _ in 0..200 {
+        if let Ok(r) = http.get(format!("{base}/health")).send().await {
+            if r.status().is_success() {
+                return Ok(());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    anyhow::bail!("{base} did not become healthy")
+}
+
+async fn wait_ready(base: &str) -> anyhow::Result<()> {
+    wait_health(base).await
+}
+
+/// A thin JSON client for one service and one API key.
+#[derive(Clone)]
+pub struct Api {
+    http: reqwest::Client,
+    base: String,
+    key: Option<String>,
+}
+
+impl Api {
+    /// Client of `base` with API key `key`.
+    pub fn new(base: &str, key: &str) -> Self {
+        Self::with_auth(base, Some(key))
+    }
+
+    /// Client that sends `key` (or no Authorization header at all).
+    pub fn with_auth(base: &str, key: Option<&str>) -> Self {
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(256)
+            .build()
+            .unwrap_or_default();
+        Self {
+            http,
+            base: base.to_owned(),
+            key: key.map(str::to_owned),
+        }
+    }
+
+    fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let r = self.http.request(method, format!("{}{}", self.base, path));
+        match &self.key {
+            Some(k) => r.bearer_auth(k),
+            None => r,
+        }
+    }
+
+    /// `POST path` with a JSON body → (status, JSON).
+    ///
+    /// # Errors
+    /// Transport errors or a non-JSON answer.
+    pub async fn post(&self, path: &str, body: &Value) -> anyhow::Result<(u16, Value)> {
+        let r = self
+            .req(reqwest::Method::POST, path)
+            .json(body)
+            .send()
+            .await?;
+        Self::answer(r).await
+    }
+
+    /// `POST path` with a raw body and content type.
+    ///
+    /// # Errors
+    /// Transport errors or a non-JSON answer.
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> anyhow::Result<(u16, Value)> {
+        let r = self
+            .req(reqwest::Method::POST, path)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await?;
+        Self::answer(r).await
+    }
+
+    /// `GET path` → (status, JSON).
+    ///
+    /// # Errors
+    /// Transport errors or a non-JSON answer.
+    pub async fn get(&self, path: &str) -> anyhow::Result<(u16, Value)> {
+        let r = self.req(reqwest::Method::GET, path).send().await?;
+        Self::answer(r).await
+    }
+
+    /// `DELETE path` → (status, JSON).
+    ///
+    /// # Errors
+    /// Transport errors or a non-JSON answer.
+    pub async fn delete(&self, path: &str) -> anyhow::Result<(u16, Value)> {
+        let r = self.req(reqwest::Method::DELETE, path).send().await?;
+        Self::answer(r).await
+    }
+
+    /// `GET path` → (status, body text).
+    ///
+    /// # Errors
+    /// Transport errors.
+    pub async fn get_text(&self, path: &str) -> anyhow::Result<(u16, String)> {
+        let r = self.req(reqwest::Method::GET, path).send().await?;
+        Ok((r.status().as_u16(), r.text().await?))
+    }
+
+    async fn answer(r: reqwest::Response) -> anyhow::Result<(u16, Value)> {
+        let status = r.status().as_u16();
+        let text = r.text().await?;
+        let json = serde_json::from_str(&text)
+            .with_context(|| format!("status {status}, non-JSON body: {text}"))?;
+        Ok((status, json))
+    }
+}
+
+/// Percent-encodes one path segment or query value (RFC 3986 unreserved kept).
+pub fn enc(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Base64 (standard, padded) of `s`.
+pub fn b64(s: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+/// The log's last stream sequence.
+///
+/// # Errors
+/// NATS errors.
+pub async fn stream_head(env: &TestEnv) -> anyhow::Result<u64> {
+    let client = async_nats::connect(&env.nats_url).await?;
+    let js = async_nats::jetstream::new(client);
+    let mut stream = js.get_stream(&env.stream).await?;
+    Ok(stream.info().await?.state.last_sequence)
+}

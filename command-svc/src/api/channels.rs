@@ -59,9 +59,15 @@ pub struct AddMembersResult {
 
 fn uids(field: &str, raw: &[String]) -> Result<Vec<Uid>, ApiError> {
     if raw.len() > MAX_MEMBERS_PER_REQUEST {
-        return Err(ApiError::validation(field, format!("at most {MAX_MEMBERS_PER_REQUEST} uids per request")));
+        return Err(ApiError::validation(
+            field,
+            format!("at most {MAX_MEMBERS_PER_REQUEST} uids per request"),
+        ));
     }
-    raw.iter().enumerate().map(|(i, u)| id(&format!("{field}[{i}]"), u, Uid::parse)).collect()
+    raw.iter()
+        .enumerate()
+        .map(|(i, u)| id(&format!("{field}[{i}]"), u, Uid::parse))
+        .collect()
 }
 
 fn event_seq(o: &Outcome) -> u64 {
@@ -80,32 +86,80 @@ pub struct ChannelsApi {
 #[OpenApi]
 impl ChannelsApi {
     /// Create a group channel. 409 `CHANNEL_EXISTS` if the id is or was in use.
-    #[oai(path = "/v1/channels", method = "post", operation_id = "create_channel")]
-    async fn create(&self, auth: TenantAuth, body: JsonBody<CreateChannelRequest>) -> Result<Json<CommandResult>, ApiError> {
+    #[oai(
+        path = "/v1/channels",
+        method = "post",
+        operation_id = "create_channel"
+    )]
+    async fn create(
+        &self,
+        auth: TenantAuth,
+        body: JsonBody<CreateChannelRequest>,
+    ) -> Result<Json<CommandResult>, ApiError> {
         let req = body.0;
         let channel_id = id("channel_id", &req.channel_id, ChannelId::parse)?;
         if let Some(name) = &req.name {
             if name.is_empty() || name.len() > MAX_NAME_BYTES {
-                return Err(ApiError::validation("name", format!("name must be 1 to {MAX_NAME_BYTES} bytes")));
+                return Err(ApiError::validation(
+                    "name",
+                    format!("name must be 1 to {MAX_NAME_BYTES} bytes"),
+                ));
             }
         }
         let members = uids("members", &req.members)?;
-        let key = ChannelKey::Group { id: channel_id.clone() };
-        let o = self.state.commands.execute(&auth.0, &key, Command::CreateGroup { name: req.name, members }).await?;
-        Ok(Json(CommandResult { channel_id: channel_id.to_string(), event_seq: event_seq(&o) }))
+        let key = ChannelKey::Group {
+            id: channel_id.clone(),
+        };
+        let o = self
+            .state
+            .commands
+            .execute(
+                &auth.0,
+                &key,
+                Command::CreateGroup {
+                    name: req.name,
+                    members,
+                },
+            )
+            .await?;
+        Ok(Json(CommandResult {
+            channel_id: channel_id.to_string(),
+            event_seq: event_seq(&o),
+        }))
     }
 
     /// Disband a group: members are removed and the id is retired. 404 if it does not exist.
-    #[oai(path = "/v1/channels/:channel_id", method = "delete", operation_id = "disband_channel")]
-    async fn disband(&self, auth: TenantAuth, channel_id: Path<String>) -> Result<Json<CommandResult>, ApiError> {
+    #[oai(
+        path = "/v1/channels/:channel_id",
+        method = "delete",
+        operation_id = "disband_channel"
+    )]
+    async fn disband(
+        &self,
+        auth: TenantAuth,
+        channel_id: Path<String>,
+    ) -> Result<Json<CommandResult>, ApiError> {
         let channel_id = id("channel_id", &channel_id.0, ChannelId::parse)?;
-        let key = ChannelKey::Group { id: channel_id.clone() };
-        let o = self.state.commands.execute(&auth.0, &key, Command::Disband).await?;
-        Ok(Json(CommandResult { channel_id: channel_id.to_string(), event_seq: event_seq(&o) }))
+        let key = ChannelKey::Group {
+            id: channel_id.clone(),
+        };
+        let o = self
+            .state
+            .commands
+            .execute(&auth.0, &key, Command::Disband)
+            .await?;
+        Ok(Json(CommandResult {
+            channel_id: channel_id.to_string(),
+            event_seq: event_seq(&o),
+        }))
     }
 
     /// Add members (idempotent). New members start with nothing unread.
-    #[oai(path = "/v1/channels/:channel_id/members", method = "post", operation_id = "add_members")]
+    #[oai(
+        path = "/v1/channels/:channel_id/members",
+        method = "post",
+        operation_id = "add_members"
+    )]
     async fn add_members(
         &self,
         auth: TenantAuth,
@@ -117,17 +171,34 @@ impl ChannelsApi {
             return Err(ApiError::validation("uids", "uids must not be empty"));
         }
         let list = uids("uids", &body.0.uids)?;
-        let key = ChannelKey::Group { id: channel_id.clone() };
-        let o = self.state.commands.execute(&auth.0, &key, Command::AddMembers { uids: list }).await?;
+        let key = ChannelKey::Group {
+            id: channel_id.clone(),
+        };
+        let o = self
+            .state
+            .commands
+            .execute(&auth.0, &key, Command::AddMembers { uids: list })
+            .await?;
         let added = match &o {
-            Outcome::Appended { event: Event::MembersAdded(e), .. } => e.uids.iter().map(ToString::to_string).collect(),
+            Outcome::Appended {
+                event: Event::MembersAdded(e),
+                ..
+            } => e.uids.iter().map(ToString::to_string).collect(),
             _ => vec![],
         };
-        Ok(Json(AddMembersResult { channel_id: channel_id.to_string(), added, event_seq: event_seq(&o) }))
+        Ok(Json(AddMembersResult {
+            channel_id: channel_id.to_string(),
+            added,
+            event_seq: event_seq(&o),
+        }))
     }
 
     /// Remove a member. 404 `MEMBER_NOT_FOUND` if `uid` is not a member.
-    #[oai(path = "/v1/channels/:channel_id/members/:uid", method = "delete", operation_id = "remove_member")]
+    #[oai(
+        path = "/v1/channels/:channel_id/members/:uid",
+        method = "delete",
+        operation_id = "remove_member"
+    )]
     async fn remove_member(
         &self,
         auth: TenantAuth,
@@ -136,8 +207,17 @@ impl ChannelsApi {
     ) -> Result<Json<CommandResult>, ApiError> {
         let channel_id = id("channel_id", &channel_id.0, ChannelId::parse)?;
         let uid = id("uid", &uid.0, Uid::parse)?;
-        let key = ChannelKey::Group { id: channel_id.clone() };
-        let o = self.state.commands.execute(&auth.0, &key, Command::RemoveMember { uid }).await?;
-        Ok(Json(CommandResult { channel_id: channel_id.to_string(), event_seq: event_seq(&o) }))
+        let key = ChannelKey::Group {
+            id: channel_id.clone(),
+        };
+        let o = self
+            .state
+            .commands
+            .execute(&auth.0, &key, Command::RemoveMember { uid })
+            .await?;
+        Ok(Json(CommandResult {
+            channel_id: channel_id.to_string(),
+            event_seq: event_seq(&o),
+        }))
     }
 }

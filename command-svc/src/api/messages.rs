@@ -96,24 +96,40 @@ fn prefixed(prefix: &str, e: ApiError) -> ApiError {
     }
 }
 
-fn validate(state: &AppState, tenant: &TenantId, req: SendMessageRequest, prefix: &str) -> Result<ValidSend, ApiError> {
+fn validate(
+    state: &AppState,
+    tenant: &TenantId,
+    req: SendMessageRequest,
+    prefix: &str,
+) -> Result<ValidSend, ApiError> {
     let ct = channel_type("channel_type", req.channel_type).map_err(|e| prefixed(prefix, e))?;
-    let channel_id = id("channel_id", &req.channel_id, ChannelId::parse).map_err(|e| prefixed(prefix, e))?;
+    let channel_id =
+        id("channel_id", &req.channel_id, ChannelId::parse).map_err(|e| prefixed(prefix, e))?;
     let from = id("from_uid", &req.from_uid, Uid::parse).map_err(|e| prefixed(prefix, e))?;
     if let Some(no) = &req.client_msg_no {
-        events::ids::validate_id(no)
-            .map_err(|e| prefixed(prefix, ApiError::validation("client_msg_no", format!("client_msg_no {e}"))))?;
+        events::ids::validate_id(no).map_err(|e| {
+            prefixed(
+                prefix,
+                ApiError::validation("client_msg_no", format!("client_msg_no {e}")),
+            )
+        })?;
     }
     if req.payload.is_empty() {
-        return Err(prefixed(prefix, ApiError::validation("payload", "payload must not be empty")));
+        return Err(prefixed(
+            prefix,
+            ApiError::validation("payload", "payload must not be empty"),
+        ));
     }
     // Reject before decoding anything absurdly large (base64 is 4/3 of the bytes).
     if req.payload.len() / 4 * 3 > state.max_payload_bytes + 3 {
         return Err(prefixed(prefix, too_large(state)));
     }
-    let decoded = STANDARD
-        .decode(&req.payload)
-        .map_err(|e| prefixed(prefix, ApiError::validation("payload", format!("payload is not valid base64: {e}"))))?;
+    let decoded = STANDARD.decode(&req.payload).map_err(|e| {
+        prefixed(
+            prefix,
+            ApiError::validation("payload", format!("payload is not valid base64: {e}")),
+        )
+    })?;
     if decoded.len() > state.max_payload_bytes {
         return Err(prefixed(prefix, too_large(state)));
     }
@@ -134,7 +150,10 @@ fn validate(state: &AppState, tenant: &TenantId, req: SendMessageRequest, prefix
 }
 
 fn too_large(state: &AppState) -> ApiError {
-    ApiError::too_large("payload", format!("payload exceeds {} bytes decoded", state.max_payload_bytes))
+    ApiError::too_large(
+        "payload",
+        format!("payload exceeds {} bytes decoded", state.max_payload_bytes),
+    )
 }
 
 async fn send(state: &AppState, v: ValidSend) -> Result<SendMessageResult, ApiError> {
@@ -143,7 +162,10 @@ async fn send(state: &AppState, v: ValidSend) -> Result<SendMessageResult, ApiEr
         _ => None,
     };
     match state.commands.execute(&v.tenant, &v.key, v.cmd).await? {
-        Outcome::Appended { event: Event::MessageSent(m), event_seq } => Ok(SendMessageResult {
+        Outcome::Appended {
+            event: Event::MessageSent(m),
+            event_seq,
+        } => Ok(SendMessageResult {
             message_id: m.message_id,
             message_seq: m.message_seq,
             client_msg_no: m.client_msg_no,
@@ -160,7 +182,10 @@ async fn send(state: &AppState, v: ValidSend) -> Result<SendMessageResult, ApiEr
                 event_seq: rec.event_seq,
             })
         }
-        other => Err(ApiError::internal("send", format!("unexpected outcome {other:?}"))),
+        other => Err(ApiError::internal(
+            "send",
+            format!("unexpected outcome {other:?}"),
+        )),
     }
 }
 
@@ -192,11 +217,22 @@ impl MessagesApi {
     ///
     /// Items to the same channel are applied in request order; channels proceed concurrently.
     /// 400 (field `messages`) if the list is empty or longer than 1000.
-    #[oai(path = "/v1/messages/batch", method = "post", operation_id = "send_batch")]
-    async fn send_batch(&self, auth: TenantAuth, body: JsonBody<BatchRequest>) -> Result<Json<BatchResponse>, ApiError> {
+    #[oai(
+        path = "/v1/messages/batch",
+        method = "post",
+        operation_id = "send_batch"
+    )]
+    async fn send_batch(
+        &self,
+        auth: TenantAuth,
+        body: JsonBody<BatchRequest>,
+    ) -> Result<Json<BatchResponse>, ApiError> {
         let items = body.0.messages;
         if items.is_empty() || items.len() > MAX_BATCH {
-            return Err(ApiError::validation("messages", format!("messages must hold 1 to {MAX_BATCH} items")));
+            return Err(ApiError::validation(
+                "messages",
+                format!("messages must hold 1 to {MAX_BATCH} items"),
+            ));
         }
         let mut results: Vec<Option<BatchItemResult>> = vec![None; items.len()];
         let mut by_channel: HashMap<ChannelKey, Vec<(usize, ValidSend)>> = HashMap::new();
@@ -207,21 +243,26 @@ impl MessagesApi {
             }
         }
         let state = &self.state;
-        let done: Vec<Vec<(usize, BatchItemResult)>> = futures::stream::iter(by_channel.into_values())
-            .map(|group| async move {
-                let mut out = Vec::with_capacity(group.len());
-                for (i, v) in group {
-                    let r = match send(state, v).await {
-                        Ok(r) => BatchItemResult { status: 200, result: Some(r), error: None },
-                        Err(e) => item_error(e),
-                    };
-                    out.push((i, r));
-                }
-                out
-            })
-            .buffer_unordered(64)
-            .collect()
-            .await;
+        let done: Vec<Vec<(usize, BatchItemResult)>> =
+            futures::stream::iter(by_channel.into_values())
+                .map(|group| async move {
+                    let mut out = Vec::with_capacity(group.len());
+                    for (i, v) in group {
+                        let r = match send(state, v).await {
+                            Ok(r) => BatchItemResult {
+                                status: 200,
+                                result: Some(r),
+                                error: None,
+                            },
+                            Err(e) => item_error(e),
+                        };
+                        out.push((i, r));
+                    }
+                    out
+                })
+                .buffer_unordered(64)
+                .collect()
+                .await;
         for (i, r) in done.into_iter().flatten() {
             results[i] = Some(r);
         }
@@ -234,5 +275,9 @@ impl MessagesApi {
 }
 
 fn item_error(e: ApiError) -> BatchItemResult {
-    BatchItemResult { status: e.status(), result: None, error: Some(e.body().error.clone()) }
+    BatchItemResult {
+        status: e.status(),
+        result: None,
+        error: Some(e.body().error.clone()),
+    }
 }

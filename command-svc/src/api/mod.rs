@@ -28,10 +28,14 @@ pub(crate) fn id<T>(
     raw: &str,
     parse: fn(String) -> Result<T, events::IdError>,
 ) -> Result<T, platform::error::ApiError> {
-    parse(raw.to_owned()).map_err(|e| platform::error::ApiError::validation(field, format!("{field} {e}")))
+    parse(raw.to_owned())
+        .map_err(|e| platform::error::ApiError::validation(field, format!("{field} {e}")))
 }
 
 /// `channel_type` 1 or 2.
-pub(crate) fn channel_type(field: &str, raw: u8) -> Result<events::ChannelType, platform::error::ApiError> {
+pub(crate) fn channel_type(
+    field: &str,
+    raw: u8,
+) -> Result<events::ChannelType, platform::error::ApiError> {
     events::ChannelType::try_from(raw).map_err(|e| platform::error::ApiError::validation(field, e))
 }

@@ -55,12 +55,22 @@ impl ReadsApi {
         let ct = channel_type("channel_type", ct.0)?;
         let channel_id = id("channel_id", &channel_id.0, ChannelId::parse)?;
         let key = ChannelKey::for_viewer(&uid, ct, &channel_id);
-        let cmd = Command::SetRead { uid, message_seq: body.0.message_seq };
+        let cmd = Command::SetRead {
+            uid,
+            message_seq: body.0.message_seq,
+        };
         match self.state.commands.execute(&auth.0, &key, cmd).await? {
-            Outcome::Appended { event: Event::ReadPositionSet(r), event_seq } => {
-                Ok(Json(SetReadResult { message_seq: r.message_seq, event_seq }))
-            }
-            other => Err(ApiError::internal("set_read", format!("unexpected outcome {other:?}"))),
+            Outcome::Appended {
+                event: Event::ReadPositionSet(r),
+                event_seq,
+            } => Ok(Json(SetReadResult {
+                message_seq: r.message_seq,
+                event_seq,
+            })),
+            other => Err(ApiError::internal(
+                "set_read",
+                format!("unexpected outcome {other:?}"),
+            )),
         }
     }
 }

@@ -128,13 +128,24 @@ fn is_live_group(state: &ChannelState) -> bool {
 ///
 /// # Errors
 /// [`DomainError`] when the command is not allowed in `state`.
-pub fn decide(state: &ChannelState, key: &ChannelKey, cmd: Command) -> Result<Decision, DomainError> {
+pub fn decide(
+    state: &ChannelState,
+    key: &ChannelKey,
+    cmd: Command,
+) -> Result<Decision, DomainError> {
     let group_id = |key: &ChannelKey| match key {
         ChannelKey::Group { id } => Some(id.clone()),
         ChannelKey::Personal { .. } => None,
     };
     match cmd {
-        Command::Send { from, client_msg_no, payload, payload_sha256, message_id, timestamp } => {
+        Command::Send {
+            from,
+            client_msg_no,
+            payload,
+            payload_sha256,
+            message_id,
+            timestamp,
+        } => {
             match key {
                 ChannelKey::Group { .. } => {
                     if !is_live_group(state) {
@@ -170,13 +181,22 @@ pub fn decide(state: &ChannelState, key: &ChannelKey, cmd: Command) -> Result<De
             })]))
         }
         Command::CreateGroup { name, members } => {
-            let Some(channel_id) = group_id(key) else { return Err(DomainError::ChannelNotFound) };
+            let Some(channel_id) = group_id(key) else {
+                return Err(DomainError::ChannelNotFound);
+            };
             if state.created {
                 return Err(DomainError::ChannelExists);
             }
             let mut seen = BTreeSet::new();
-            let members = members.into_iter().filter(|m| seen.insert(m.clone())).collect();
-            Ok(Decision::Append(vec![Event::GroupCreated(GroupCreated { channel_id, name, members })]))
+            let members = members
+                .into_iter()
+                .filter(|m| seen.insert(m.clone()))
+                .collect();
+            Ok(Decision::Append(vec![Event::GroupCreated(GroupCreated {
+                channel_id,
+                name,
+                members,
+            })]))
         }
         Command::AddMembers { uids } => {
             let channel_id = live_group(state, key)?;
@@ -188,18 +208,25 @@ pub fn decide(state: &ChannelState, key: &ChannelKey, cmd: Command) -> Result<De
             if uids.is_empty() {
                 return Ok(Decision::Append(vec![]));
             }
-            Ok(Decision::Append(vec![Event::MembersAdded(MembersAdded { channel_id, uids })]))
+            Ok(Decision::Append(vec![Event::MembersAdded(MembersAdded {
+                channel_id,
+                uids,
+            })]))
         }
         Command::RemoveMember { uid } => {
             let channel_id = live_group(state, key)?;
             if !state.members.contains(uid.as_str()) {
                 return Err(DomainError::MemberNotFound(uid.to_string()));
             }
-            Ok(Decision::Append(vec![Event::MemberRemoved(MemberRemoved { channel_id, uid })]))
+            Ok(Decision::Append(vec![Event::MemberRemoved(
+                MemberRemoved { channel_id, uid },
+            )]))
         }
         Command::Disband => {
             let channel_id = live_group(state, key)?;
-            Ok(Decision::Append(vec![Event::GroupDisbanded(GroupDisbanded { channel_id })]))
+            Ok(Decision::Append(vec![Event::GroupDisbanded(
+                GroupDisbanded { channel_id },
+            )]))
         }
         Command::SetRead { uid, message_seq } => {
             match key {
@@ -215,11 +242,13 @@ pub fn decide(state: &ChannelState, key: &ChannelKey, cmd: Command) -> Result<De
                     }
                 }
             }
-            Ok(Decision::Append(vec![Event::ReadPositionSet(ReadPositionSet {
-                uid,
-                channel: key.clone(),
-                message_seq: message_seq.min(state.last_msg_seq),
-            })]))
+            Ok(Decision::Append(vec![Event::ReadPositionSet(
+                ReadPositionSet {
+                    uid,
+                    channel: key.clone(),
+                    message_seq: message_seq.min(state.last_msg_seq),
+                },
+            )]))
         }
     }
 }
@@ -277,11 +306,18 @@ mod tests {
         Uid::parse(s).unwrap()
     }
     fn group() -> ChannelKey {
-        ChannelKey::Group { id: ChannelId::parse("g").unwrap() }
+        ChannelKey::Group {
+            id: ChannelId::parse("g").unwrap(),
+        }
     }
     fn given(key: &ChannelKey, events: &[Event]) -> ChannelState {
         let _ = key;
-        events.iter().enumerate().fold(ChannelState::default(), |s, (i, e)| apply(s, e, i as u64 + 1))
+        events
+            .iter()
+            .enumerate()
+            .fold(ChannelState::default(), |s, (i, e)| {
+                apply(s, e, i as u64 + 1)
+            })
     }
     fn send(from: &str, no: Option<&str>, payload: &str) -> Command {
         Command::Send {
@@ -310,12 +346,20 @@ mod tests {
     #[test]
     fn sequences_continue_from_the_state() {
         let key = ChannelKey::personal(&uid("a"), &uid("b"));
-        let first = appended(decide(&ChannelState::default(), &key, send("a", None, "aGk=")));
-        let Event::MessageSent(m) = &first[0] else { panic!() };
+        let first = appended(decide(
+            &ChannelState::default(),
+            &key,
+            send("a", None, "aGk="),
+        ));
+        let Event::MessageSent(m) = &first[0] else {
+            panic!()
+        };
         assert_eq!(m.message_seq, 1);
         let state = given(&key, &first);
         let second = appended(decide(&state, &key, send("b", None, "aGk=")));
-        let Event::MessageSent(m) = &second[0] else { panic!() };
+        let Event::MessageSent(m) = &second[0] else {
+            panic!()
+        };
         assert_eq!(m.message_seq, 2);
     }
 
@@ -331,28 +375,93 @@ mod tests {
     #[test]
     fn group_rules() {
         let key = group();
-        assert_eq!(decide(&ChannelState::default(), &key, send("a", None, "aGk=")), Err(DomainError::ChannelNotFound));
-        let state = given(&key, &[created(&["a", "b", "a"])]);
-        assert_eq!(decide(&state, &key, send("c", None, "aGk=")), Err(DomainError::NotAMember("c".into())));
-        assert_eq!(appended(decide(&state, &key, send("a", None, "aGk="))).len(), 1);
         assert_eq!(
-            decide(&state, &key, Command::CreateGroup { name: None, members: vec![] }),
+            decide(&ChannelState::default(), &key, send("a", None, "aGk=")),
+            Err(DomainError::ChannelNotFound)
+        );
+        let state = given(&key, &[created(&["a", "b", "a"])]);
+        assert_eq!(
+            decide(&state, &key, send("c", None, "aGk=")),
+            Err(DomainError::NotAMember("c".into()))
+        );
+        assert_eq!(
+            appended(decide(&state, &key, send("a", None, "aGk="))).len(),
+            1
+        );
+        assert_eq!(
+            decide(
+                &state,
+                &key,
+                Command::CreateGroup {
+                    name: None,
+                    members: vec![]
+                }
+            ),
             Err(DomainError::ChannelExists)
         );
         // re-adding members is a no-op; new ones only are listed
-        let ev = appended(decide(&state, &key, Command::AddMembers { uids: vec![uid("a"), uid("c"), uid("c")] }));
-        assert_eq!(ev, vec![Event::MembersAdded(MembersAdded { channel_id: ChannelId::parse("g").unwrap(), uids: vec![uid("c")] })]);
-        assert!(appended(decide(&state, &key, Command::AddMembers { uids: vec![uid("a")] })).is_empty());
+        let ev = appended(decide(
+            &state,
+            &key,
+            Command::AddMembers {
+                uids: vec![uid("a"), uid("c"), uid("c")],
+            },
+        ));
+        assert_eq!(
+            ev,
+            vec![Event::MembersAdded(MembersAdded {
+                channel_id: ChannelId::parse("g").unwrap(),
+                uids: vec![uid("c")]
+            })]
+        );
+        assert!(appended(decide(
+            &state,
+            &key,
+            Command::AddMembers {
+                uids: vec![uid("a")]
+            }
+        ))
+        .is_empty());
         assert_eq!(
             decide(&state, &key, Command::RemoveMember { uid: uid("z") }),
             Err(DomainError::MemberNotFound("z".into()))
         );
-        let removed = given(&key, &[created(&["a", "b"]), Event::MemberRemoved(MemberRemoved { channel_id: ChannelId::parse("g").unwrap(), uid: uid("a") })]);
-        assert_eq!(decide(&removed, &key, send("a", None, "aGk=")), Err(DomainError::NotAMember("a".into())));
-        let gone = given(&key, &[created(&["a"]), Event::GroupDisbanded(GroupDisbanded { channel_id: ChannelId::parse("g").unwrap() })]);
-        assert_eq!(decide(&gone, &key, send("a", None, "aGk=")), Err(DomainError::ChannelNotFound));
+        let removed = given(
+            &key,
+            &[
+                created(&["a", "b"]),
+                Event::MemberRemoved(MemberRemoved {
+                    channel_id: ChannelId::parse("g").unwrap(),
+                    uid: uid("a"),
+                }),
+            ],
+        );
         assert_eq!(
-            decide(&gone, &key, Command::CreateGroup { name: None, members: vec![] }),
+            decide(&removed, &key, send("a", None, "aGk=")),
+            Err(DomainError::NotAMember("a".into()))
+        );
+        let gone = given(
+            &key,
+            &[
+                created(&["a"]),
+                Event::GroupDisbanded(GroupDisbanded {
+                    channel_id: ChannelId::parse("g").unwrap(),
+                }),
+            ],
+        );
+        assert_eq!(
+            decide(&gone, &key, send("a", None, "aGk=")),
+            Err(DomainError::ChannelNotFound)
+        );
+        assert_eq!(
+            decide(
+                &gone,
+                &key,
+                Command::CreateGroup {
+                    name: None,
+                    members: vec![]
+                }
+            ),
             Err(DomainError::ChannelExists)
         );
     }
@@ -360,27 +469,63 @@ mod tests {
     #[test]
     fn idempotent_retry_returns_the_original_and_conflicts_on_other_payload() {
         let key = ChannelKey::personal(&uid("a"), &uid("b"));
-        let first = appended(decide(&ChannelState::default(), &key, send("a", Some("k"), "aGk=")));
-        let Event::MessageSent(m) = &first[0] else { panic!() };
+        let first = appended(decide(
+            &ChannelState::default(),
+            &key,
+            send("a", Some("k"), "aGk="),
+        ));
+        let Event::MessageSent(m) = &first[0] else {
+            panic!()
+        };
         let state = given(&key, &first);
         match decide(&state, &key, send("a", Some("k"), "aGk=")) {
-            Ok(Decision::Duplicate(r)) => assert_eq!((r.message_id.as_str(), r.message_seq), (m.message_id.as_str(), 1)),
+            Ok(Decision::Duplicate(r)) => assert_eq!(
+                (r.message_id.as_str(), r.message_seq),
+                (m.message_id.as_str(), 1)
+            ),
             other => panic!("{other:?}"),
         }
-        assert_eq!(decide(&state, &key, send("a", Some("k"), "b3RoZXI=")), Err(DomainError::IdempotencyConflict));
+        assert_eq!(
+            decide(&state, &key, send("a", Some("k"), "b3RoZXI=")),
+            Err(DomainError::IdempotencyConflict)
+        );
         // the same key from the other user is another key
-        assert_eq!(appended(decide(&state, &key, send("b", Some("k"), "b3RoZXI="))).len(), 1);
+        assert_eq!(
+            appended(decide(&state, &key, send("b", Some("k"), "b3RoZXI="))).len(),
+            1
+        );
     }
 
     #[test]
     fn read_positions_are_capped_and_need_a_conversation() {
         let key = ChannelKey::personal(&uid("a"), &uid("b"));
         assert_eq!(
-            decide(&ChannelState::default(), &key, Command::SetRead { uid: uid("a"), message_seq: 1 }),
+            decide(
+                &ChannelState::default(),
+                &key,
+                Command::SetRead {
+                    uid: uid("a"),
+                    message_seq: 1
+                }
+            ),
             Err(DomainError::ConversationNotFound)
         );
-        let state = given(&key, &appended(decide(&ChannelState::default(), &key, send("a", None, "aGk="))));
-        let ev = appended(decide(&state, &key, Command::SetRead { uid: uid("b"), message_seq: 99 }));
+        let state = given(
+            &key,
+            &appended(decide(
+                &ChannelState::default(),
+                &key,
+                send("a", None, "aGk="),
+            )),
+        );
+        let ev = appended(decide(
+            &state,
+            &key,
+            Command::SetRead {
+                uid: uid("b"),
+                message_seq: 99,
+            },
+        ));
         assert!(matches!(&ev[0], Event::ReadPositionSet(r) if r.message_seq == 1));
     }
 }

@@ -56,8 +56,18 @@ const LOOKUP_KEY: &str = "SELECT message_id::text, message_seq, payload_sha256, 
 
 impl EventLog {
     /// A log on `stream` with subjects under `subjects`, snapshots from `pool`.
-    pub fn new(js: jetstream::Context, stream: String, subjects: Subjects, pool: deadpool_postgres::Pool) -> Self {
-        Self { js, stream, subjects, pool }
+    pub fn new(
+        js: jetstream::Context,
+        stream: String,
+        subjects: Subjects,
+        pool: deadpool_postgres::Pool,
+    ) -> Self {
+        Self {
+            js,
+            stream,
+            subjects,
+            pool,
+        }
     }
 
     /// Subject naming in use.
@@ -71,19 +81,30 @@ impl EventLog {
     ///
     /// # Errors
     /// [`LogError::Conflict`] on a sequence mismatch; [`LogError::Log`] otherwise.
-    pub async fn append(&self, subject: String, env: &Envelope, expected: Option<u64>) -> Result<u64, LogError> {
-        let mut publish = jetstream::message::PublishMessage::build().payload(events::encode(env).into());
+    pub async fn append(
+        &self,
+        subject: String,
+        env: &Envelope,
+        expected: Option<u64>,
+    ) -> Result<u64, LogError> {
+        let mut publish =
+            jetstream::message::PublishMessage::build().payload(events::encode(env).into());
         if let Some(n) = expected {
             publish = publish.expected_last_subject_sequence(n);
         }
         let started = std::time::Instant::now();
-        let ack = self.js.send_publish(subject, publish).await.map_err(|e| LogError::Log(e.to_string()))?;
+        let ack = self
+            .js
+            .send_publish(subject, publish)
+            .await
+            .map_err(|e| LogError::Log(e.to_string()))?;
         let result = match ack.await {
             Ok(ack) => Ok(ack.sequence),
             Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => Err(LogError::Conflict),
             Err(e) => Err(LogError::Log(e.to_string())),
         };
-        metrics::histogram!("command_svc_append_duration_seconds").record(started.elapsed().as_secs_f64());
+        metrics::histogram!("command_svc_append_duration_seconds")
+            .record(started.elapsed().as_secs_f64());
         match &result {
             Ok(_) => metrics::counter!("command_svc_events_appended_total", "type" => env.event.event_type()).increment(1),
             Err(LogError::Conflict) => metrics::counter!("command_svc_append_conflicts_total").increment(1),
@@ -96,16 +117,31 @@ impl EventLog {
     ///
     /// # Errors
     /// [`LogError::Snapshot`], [`LogError::Log`] or [`LogError::Corrupt`].
-    pub async fn load(&self, tenant: &TenantId, key: &ChannelKey) -> Result<ChannelState, LogError> {
+    pub async fn load(
+        &self,
+        tenant: &TenantId,
+        key: &ChannelKey,
+    ) -> Result<ChannelState, LogError> {
         let mut state = self.snapshot(tenant, key).await?;
         self.catch_up(&mut state, tenant, key).await?;
         Ok(state)
     }
 
-    async fn snapshot(&self, tenant: &TenantId, key: &ChannelKey) -> Result<ChannelState, LogError> {
-        let client = self.pool.get().await.map_err(|e| LogError::Snapshot(e.to_string()))?;
+    async fn snapshot(
+        &self,
+        tenant: &TenantId,
+        key: &ChannelKey,
+    ) -> Result<ChannelState, LogError> {
+        let client = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| LogError::Snapshot(e.to_string()))?;
         let (ct, k) = projector::core::channel_columns(key);
-        let stmt = client.prepare_cached(SNAPSHOT).await.map_err(|e| LogError::Snapshot(e.to_string()))?;
+        let stmt = client
+            .prepare_cached(SNAPSHOT)
+            .await
+            .map_err(|e| LogError::Snapshot(e.to_string()))?;
         let row = client
             .query_opt(&stmt, &[&tenant.as_str(), &ct, &k])
             .await
@@ -127,9 +163,18 @@ impl EventLog {
     ///
     /// # Errors
     /// [`LogError::Log`] or [`LogError::Corrupt`].
-    pub async fn catch_up(&self, state: &mut ChannelState, tenant: &TenantId, key: &ChannelKey) -> Result<(), LogError> {
+    pub async fn catch_up(
+        &self,
+        state: &mut ChannelState,
+        tenant: &TenantId,
+        key: &ChannelKey,
+    ) -> Result<(), LogError> {
         let subject = self.subjects.channel(tenant, key);
-        let stream = self.js.get_stream(&self.stream).await.map_err(|e| LogError::Log(e.to_string()))?;
+        let stream = self
+            .js
+            .get_stream(&self.stream)
+            .await
+            .map_err(|e| LogError::Log(e.to_string()))?;
         let head = match stream.get_last_raw_message_by_subject(&subject).await {
             Ok(m) => m.sequence,
             Err(e) if e.kind() == jetstream::stream::LastRawMessageErrorKind::NoMessageFound => 0,
@@ -141,12 +186,17 @@ impl EventLog {
         let consumer = stream
             .create_consumer(consumer::pull::OrderedConfig {
                 filter_subject: subject,
-                deliver_policy: consumer::DeliverPolicy::ByStartSequence { start_sequence: state.last_event_seq + 1 },
+                deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+                    start_sequence: state.last_event_seq + 1,
+                },
                 ..Default::default()
             })
             .await
             .map_err(|e| LogError::Log(e.to_string()))?;
-        let mut messages = consumer.messages().await.map_err(|e| LogError::Log(e.to_string()))?;
+        let mut messages = consumer
+            .messages()
+            .await
+            .map_err(|e| LogError::Log(e.to_string()))?;
         while state.last_event_seq < head {
             let next = tokio::time::timeout(Duration::from_secs(5), messages.next())
                 .await
@@ -156,8 +206,14 @@ impl EventLog {
                 Some(Err(e)) => return Err(LogError::Log(e.to_string())),
                 None => return Err(LogError::Log("tail ended early".into())),
             };
-            let seq = msg.info().map_err(|e| LogError::Log(e.to_string()))?.stream_sequence;
-            let env = events::decode(&msg.payload).map_err(|e| LogError::Corrupt { seq, reason: e.to_string() })?;
+            let seq = msg
+                .info()
+                .map_err(|e| LogError::Log(e.to_string()))?
+                .stream_sequence;
+            let env = events::decode(&msg.payload).map_err(|e| LogError::Corrupt {
+                seq,
+                reason: e.to_string(),
+            })?;
             *state = apply(std::mem::take(state), &env.event, seq);
             state.last_event_seq = seq;
         }
@@ -175,11 +231,21 @@ impl EventLog {
         from_uid: &str,
         client_msg_no: &str,
     ) -> Result<Option<KeyRecord>, LogError> {
-        let client = self.pool.get().await.map_err(|e| LogError::Snapshot(e.to_string()))?;
+        let client = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| LogError::Snapshot(e.to_string()))?;
         let (ct, k) = projector::core::channel_columns(key);
-        let stmt = client.prepare_cached(LOOKUP_KEY).await.map_err(|e| LogError::Snapshot(e.to_string()))?;
+        let stmt = client
+            .prepare_cached(LOOKUP_KEY)
+            .await
+            .map_err(|e| LogError::Snapshot(e.to_string()))?;
         let row = client
-            .query_opt(&stmt, &[&tenant.as_str(), &ct, &k, &from_uid, &client_msg_no])
+            .query_opt(
+                &stmt,
+                &[&tenant.as_str(), &ct, &k, &from_uid, &client_msg_no],
+            )
             .await
             .map_err(|e| LogError::Snapshot(e.to_string()))?;
         Ok(row.map(|r| KeyRecord {

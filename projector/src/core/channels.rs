@@ -133,7 +133,9 @@ impl Run {
     fn push(&mut self, r: &Record, m: &MessageSent) {
         let tenant = r.envelope.tenant.to_string();
         let (channel_type, channel_key) = channel_columns(&m.channel);
-        let Ok(message_id) = uuid::Uuid::parse_str(&m.message_id) else { return };
+        let Ok(message_id) = uuid::Uuid::parse_str(&m.message_id) else {
+            return;
+        };
         if let Some(no) = &m.client_msg_no {
             self.keys.push(KeyRow {
                 tenant: tenant.clone(),
@@ -166,8 +168,17 @@ impl Run {
             return;
         }
         let mut heads: Vec<Head> = self.heads.drain().map(|(_, h)| h).collect();
-        heads.sort_by(|a, b| (&a.tenant, a.channel_type, &a.channel_key).cmp(&(&b.tenant, b.channel_type, &b.channel_key)));
-        steps.push(Step::Messages { heads, keys: std::mem::take(&mut self.keys) });
+        heads.sort_by(|a, b| {
+            (&a.tenant, a.channel_type, &a.channel_key).cmp(&(
+                &b.tenant,
+                b.channel_type,
+                &b.channel_key,
+            ))
+        });
+        steps.push(Step::Messages {
+            heads,
+            keys: std::mem::take(&mut self.keys),
+        });
     }
 }
 
@@ -235,7 +246,9 @@ mod tests {
         ];
         let steps = plan(&batch);
         assert_eq!(steps.len(), 1);
-        let Step::Messages { heads, keys } = &steps[0] else { panic!("{steps:?}") };
+        let Step::Messages { heads, keys } = &steps[0] else {
+            panic!("{steps:?}")
+        };
         assert_eq!(heads.len(), 2);
         let ab = heads.iter().find(|h| h.channel_key == "a b").unwrap();
         assert_eq!((ab.last_msg_seq, ab.last_event_seq), (2, 11));

@@ -127,9 +127,10 @@ impl Run {
         let (_, key) = channel_columns(channel);
         match channel {
             ChannelKey::Personal { low, high } => {
-                let e = self.pairs.entry((tenant.to_owned(), key)).or_insert_with(|| {
-                    (low.to_string(), high.to_string(), 0, 0, 0, 0)
-                });
+                let e = self
+                    .pairs
+                    .entry((tenant.to_owned(), key))
+                    .or_insert_with(|| (low.to_string(), high.to_string(), 0, 0, 0, 0));
                 e.2 = seq;
                 e.3 = at;
                 if from == e.0 {
@@ -142,9 +143,15 @@ impl Run {
             ChannelKey::Group { .. } => {
                 self.groups.insert(
                     (tenant.to_owned(), key.clone()),
-                    GroupHead { tenant: tenant.to_owned(), channel_key: key.clone(), last_msg_seq: seq, updated_at: at },
+                    GroupHead {
+                        tenant: tenant.to_owned(),
+                        channel_key: key.clone(),
+                        last_msg_seq: seq,
+                        updated_at: at,
+                    },
                 );
-                self.sender_reads.insert((tenant.to_owned(), key, from.to_owned()), seq);
+                self.sender_reads
+                    .insert((tenant.to_owned(), key, from.to_owned()), seq);
             }
         }
     }
@@ -176,15 +183,26 @@ impl Run {
                 });
             }
         }
-        pairs.sort_by(|a, b| (&a.tenant, &a.uid, &a.channel_key).cmp(&(&b.tenant, &b.uid, &b.channel_key)));
+        pairs.sort_by(|a, b| {
+            (&a.tenant, &a.uid, &a.channel_key).cmp(&(&b.tenant, &b.uid, &b.channel_key))
+        });
         let mut groups: Vec<GroupHead> = self.groups.drain().map(|(_, g)| g).collect();
         groups.sort_by(|a, b| (&a.tenant, &a.channel_key).cmp(&(&b.tenant, &b.channel_key)));
         let sender_reads = self
             .sender_reads
             .drain()
-            .map(|((tenant, channel_key, uid), read_seq)| SenderRead { tenant, channel_key, uid, read_seq })
+            .map(|((tenant, channel_key, uid), read_seq)| SenderRead {
+                tenant,
+                channel_key,
+                uid,
+                read_seq,
+            })
             .collect();
-        steps.push(Step::Messages { pairs, groups, sender_reads });
+        steps.push(Step::Messages {
+            pairs,
+            groups,
+            sender_reads,
+        });
     }
 }
 
@@ -197,7 +215,13 @@ pub fn plan(batch: &[Record]) -> Vec<Step> {
         let at = r.envelope.occurred_at;
         let step = match &r.envelope.event {
             Event::MessageSent(m) => {
-                run.push(tenant, &m.channel, m.from_uid.as_str(), m.message_seq as i64, m.timestamp);
+                run.push(
+                    tenant,
+                    &m.channel,
+                    m.from_uid.as_str(),
+                    m.message_seq as i64,
+                    m.timestamp,
+                );
                 continue;
             }
             Event::GroupCreated(e) => Step::Joined {
@@ -219,9 +243,10 @@ pub fn plan(batch: &[Record]) -> Vec<Step> {
                 channel_key: e.channel_id.to_string(),
                 uid: e.uid.to_string(),
             },
-            Event::GroupDisbanded(e) => {
-                Step::Disbanded { tenant: tenant.to_owned(), channel_key: e.channel_id.to_string() }
-            }
+            Event::GroupDisbanded(e) => Step::Disbanded {
+                tenant: tenant.to_owned(),
+                channel_key: e.channel_id.to_string(),
+            },
             Event::ReadPositionSet(e) => {
                 let (channel_type, channel_key) = channel_columns(&e.channel);
                 Step::Read {
@@ -253,17 +278,28 @@ mod tests {
             personal_msg(3, "b", "a", 3, None),
             personal_msg(4, "a", "b", 4, None),
         ]);
-        let [Step::Messages { pairs, .. }] = steps.as_slice() else { panic!("{steps:?}") };
+        let [Step::Messages { pairs, .. }] = steps.as_slice() else {
+            panic!("{steps:?}")
+        };
         let a = pairs.iter().find(|p| p.uid == "a").unwrap();
         let b = pairs.iter().find(|p| p.uid == "b").unwrap();
         // a sent last: nothing unread for a; b read up to its own send at 3: one unread.
-        assert_eq!((a.last_msg_seq, a.read_seq, a.channel_id.as_str()), (4, 4, "b"));
-        assert_eq!((b.last_msg_seq, b.read_seq, b.channel_id.as_str()), (4, 3, "a"));
+        assert_eq!(
+            (a.last_msg_seq, a.read_seq, a.channel_id.as_str()),
+            (4, 4, "b")
+        );
+        assert_eq!(
+            (b.last_msg_seq, b.read_seq, b.channel_id.as_str()),
+            (4, 3, "a")
+        );
     }
 
     #[test]
     fn read_sets_split_runs() {
-        let key = events::ChannelKey::personal(&events::Uid::parse("a").unwrap(), &events::Uid::parse("b").unwrap());
+        let key = events::ChannelKey::personal(
+            &events::Uid::parse("a").unwrap(),
+            &events::Uid::parse("b").unwrap(),
+        );
         let steps = plan(&[
             personal_msg(1, "a", "b", 1, None),
             read_set(2, "b", key, 1),
@@ -275,10 +311,24 @@ mod tests {
 
     #[test]
     fn group_messages_advance_only_the_senders_read() {
-        let steps = plan(&[group_created(1, "g", &["a", "b"]), group_msg(2, "g", "a", 1), group_msg(3, "g", "b", 2)]);
-        let Step::Messages { groups, sender_reads, .. } = &steps[1] else { panic!("{steps:?}") };
+        let steps = plan(&[
+            group_created(1, "g", &["a", "b"]),
+            group_msg(2, "g", "a", 1),
+            group_msg(3, "g", "b", 2),
+        ]);
+        let Step::Messages {
+            groups,
+            sender_reads,
+            ..
+        } = &steps[1]
+        else {
+            panic!("{steps:?}")
+        };
         assert_eq!(groups[0].last_msg_seq, 2);
-        let mut reads: Vec<_> = sender_reads.iter().map(|r| (r.uid.as_str(), r.read_seq)).collect();
+        let mut reads: Vec<_> = sender_reads
+            .iter()
+            .map(|r| (r.uid.as_str(), r.read_seq))
+            .collect();
         reads.sort();
         assert_eq!(reads, vec![("a", 1), ("b", 2)]);
     }

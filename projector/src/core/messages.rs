@@ -44,19 +44,27 @@ pub fn plan(batch: &[Record]) -> (Vec<MessageRow>, Vec<Rejected>) {
     let mut rows = Vec::with_capacity(batch.len());
     let mut rejected = Vec::new();
     for r in batch {
-        let Event::MessageSent(m) = &r.envelope.event else { continue };
+        let Event::MessageSent(m) = &r.envelope.event else {
+            continue;
+        };
         let (channel_type, channel_key) = channel_columns(&m.channel);
         let message_id = match uuid::Uuid::parse_str(&m.message_id) {
             Ok(id) => id,
             Err(e) => {
-                rejected.push(Rejected { seq: r.seq, reason: format!("message_id: {e}") });
+                rejected.push(Rejected {
+                    seq: r.seq,
+                    reason: format!("message_id: {e}"),
+                });
                 continue;
             }
         };
         let payload = match STANDARD.decode(&m.payload) {
             Ok(p) => p,
             Err(e) => {
-                rejected.push(Rejected { seq: r.seq, reason: format!("payload: {e}") });
+                rejected.push(Rejected {
+                    seq: r.seq,
+                    reason: format!("payload: {e}"),
+                });
                 continue;
             }
         };

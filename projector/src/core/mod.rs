@@ -35,8 +35,11 @@ pub enum Projection {
 
 impl Projection {
     /// Every projection.
-    pub const ALL: [Projection; 3] =
-        [Projection::Messages, Projection::Channels, Projection::Conversations];
+    pub const ALL: [Projection; 3] = [
+        Projection::Messages,
+        Projection::Channels,
+        Projection::Conversations,
+    ];
 
     /// The name used for checkpoints, consumers and metrics.
     pub fn name(self) -> &'static str {
@@ -72,11 +75,21 @@ pub(crate) mod tests_support {
     fn rec(seq: u64, event: Event) -> Record {
         Record {
             seq,
-            envelope: Envelope { tenant: TenantId::parse("t").unwrap(), occurred_at: seq as i64 * 1000, event },
+            envelope: Envelope {
+                tenant: TenantId::parse("t").unwrap(),
+                occurred_at: seq as i64 * 1000,
+                event,
+            },
         }
     }
 
-    pub fn msg(seq: u64, channel: ChannelKey, from: &str, message_seq: u64, key: Option<&str>) -> Record {
+    pub fn msg(
+        seq: u64,
+        channel: ChannelKey,
+        from: &str,
+        message_seq: u64,
+        key: Option<&str>,
+    ) -> Record {
         rec(
             seq,
             Event::MessageSent(MessageSent {
@@ -91,12 +104,32 @@ pub(crate) mod tests_support {
         )
     }
 
-    pub fn personal_msg(seq: u64, from: &str, to: &str, message_seq: u64, key: Option<&str>) -> Record {
-        msg(seq, ChannelKey::personal(&uid(from), &uid(to)), from, message_seq, key)
+    pub fn personal_msg(
+        seq: u64,
+        from: &str,
+        to: &str,
+        message_seq: u64,
+        key: Option<&str>,
+    ) -> Record {
+        msg(
+            seq,
+            ChannelKey::personal(&uid(from), &uid(to)),
+            from,
+            message_seq,
+            key,
+        )
     }
 
     pub fn group_msg(seq: u64, group: &str, from: &str, message_seq: u64) -> Record {
-        msg(seq, ChannelKey::Group { id: ChannelId::parse(group).unwrap() }, from, message_seq, None)
+        msg(
+            seq,
+            ChannelKey::Group {
+                id: ChannelId::parse(group).unwrap(),
+            },
+            from,
+            message_seq,
+            None,
+        )
     }
 
     pub fn group_created(seq: u64, group: &str, members: &[&str]) -> Record {
@@ -121,6 +154,13 @@ pub(crate) mod tests_support {
     }
 
     pub fn read_set(seq: u64, who: &str, channel: ChannelKey, message_seq: u64) -> Record {
-        rec(seq, Event::ReadPositionSet(ReadPositionSet { uid: uid(who), channel, message_seq }))
+        rec(
+            seq,
+            Event::ReadPositionSet(ReadPositionSet {
+                uid: uid(who),
+                channel,
+                message_seq,
+            }),
+        )
     }
 }

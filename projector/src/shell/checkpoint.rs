@@ -12,7 +12,10 @@ const SAVE: &str = "INSERT INTO projection_checkpoints (projection, last_seq, up
 ///
 /// # Errors
 /// Database errors.
-pub async fn load<C: GenericClient>(client: &C, projection: &str) -> Result<u64, tokio_postgres::Error> {
+pub async fn load<C: GenericClient>(
+    client: &C,
+    projection: &str,
+) -> Result<u64, tokio_postgres::Error> {
     let row = client.query_opt(LOAD, &[&projection]).await?;
     Ok(row.map(|r| r.get::<_, i64>(0) as u64).unwrap_or(0))
 }
@@ -21,7 +24,11 @@ pub async fn load<C: GenericClient>(client: &C, projection: &str) -> Result<u64,
 ///
 /// # Errors
 /// Database errors.
-pub async fn save<C: GenericClient>(client: &C, projection: &str, seq: u64) -> Result<(), tokio_postgres::Error> {
+pub async fn save<C: GenericClient>(
+    client: &C,
+    projection: &str,
+    seq: u64,
+) -> Result<(), tokio_postgres::Error> {
     client.execute(SAVE, &[&projection, &(seq as i64)]).await?;
     Ok(())
 }

@@ -12,10 +12,10 @@ use crate::core::{self, channels, conversations, messages, Projection, Record};
 use crate::shell::{checkpoint, writer};
 use crate::Config;
 use async_nats::jetstream::{self, consumer};
+use deadpool_postgres::Transaction;
 use futures::StreamExt;
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
-use deadpool_postgres::Transaction;
 
 /// What a runner needs, shared by all projections of one process.
 #[derive(Clone)]
@@ -53,7 +53,8 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     crate::migrate::run(&config.common.database_url).await?;
-    let (_client, js) = platform::log::connect(&config.common.nats_url, "parley-projector", 10_000).await?;
+    let (_client, js) =
+        platform::log::connect(&config.common.nats_url, "parley-projector", 10_000).await?;
     platform::log::ensure_stream(&js, &config.common.stream, &config.common.subject_root).await?;
     let ctx = Context {
         js,
@@ -84,7 +85,11 @@ pub async fn run(
 }
 
 /// Runs one projection until `stop` turns true, restarting from its checkpoint after errors.
-pub async fn run_projection(p: Projection, ctx: Context, mut stop: tokio::sync::watch::Receiver<bool>) {
+pub async fn run_projection(
+    p: Projection,
+    ctx: Context,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     let mut backoff = Duration::from_millis(100);
     loop {
         let result = tokio::select! {
@@ -95,7 +100,8 @@ pub async fn run_projection(p: Projection, ctx: Context, mut stop: tokio::sync::
             Ok(()) => backoff = Duration::from_millis(100),
             Err(e) => {
                 tracing::warn!(projection = p.name(), error = %e, backoff_ms = backoff.as_millis() as u64, "projection error; restarting from checkpoint");
-                metrics::counter!("projector_restarts_total", "projection" => p.name()).increment(1);
+                metrics::counter!("projector_restarts_total", "projection" => p.name())
+                    .increment(1);
             }
         }
         tokio::select! {
@@ -118,7 +124,9 @@ async fn position_consumer(
     let config = consumer::pull::Config {
         durable_name: Some(name.clone()),
         filter_subject: ctx.filter.clone(),
-        deliver_policy: consumer::DeliverPolicy::ByStartSequence { start_sequence: start },
+        deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+            start_sequence: start,
+        },
         ack_policy: consumer::AckPolicy::All,
         ack_wait: Duration::from_secs(60),
         max_ack_pending: 100_000,
@@ -152,7 +160,9 @@ async fn consume(p: Projection, ctx: &Context) -> anyhow::Result<()> {
         let mut pending = 0u64;
         for item in chunk {
             let msg = item?;
-            let info = msg.info().map_err(|e| anyhow::anyhow!("message info: {e}"))?;
+            let info = msg
+                .info()
+                .map_err(|e| anyhow::anyhow!("message info: {e}"))?;
             let seq = info.stream_sequence;
             pending = info.pending;
             if seq <= checkpoint {
@@ -171,7 +181,10 @@ async fn consume(p: Projection, ctx: &Context) -> anyhow::Result<()> {
             last = Some(msg);
         }
         let Some(last) = last else { continue };
-        let last_seq = last.info().map_err(|e| anyhow::anyhow!("message info: {e}"))?.stream_sequence;
+        let last_seq = last
+            .info()
+            .map_err(|e| anyhow::anyhow!("message info: {e}"))?
+            .stream_sequence;
         if last_seq > checkpoint {
             let applied = records.len();
             let mut client = ctx.pool.get().await?;
@@ -179,16 +192,29 @@ async fn consume(p: Projection, ctx: &Context) -> anyhow::Result<()> {
             apply(p, &tx, &records, &mut parked).await?;
             for pk in &parked {
                 tracing::error!(projection = p.name(), event.seq = pk.seq, error = %pk.error, "event parked");
-                tx.execute(PARK, &[&p.name(), &(pk.seq as i64), &pk.subject, &pk.error, &pk.body]).await?;
+                tx.execute(
+                    PARK,
+                    &[
+                        &p.name(),
+                        &(pk.seq as i64),
+                        &pk.subject,
+                        &pk.error,
+                        &pk.body,
+                    ],
+                )
+                .await?;
             }
             checkpoint::save(&tx, p.name(), last_seq).await?;
             tx.commit().await?;
             checkpoint = last_seq;
-            metrics::counter!("projector_events_applied_total", "projection" => p.name()).increment(applied as u64);
-            metrics::counter!("projector_parked_events_total", "projection" => p.name()).increment(parked.len() as u64);
+            metrics::counter!("projector_events_applied_total", "projection" => p.name())
+                .increment(applied as u64);
+            metrics::counter!("projector_parked_events_total", "projection" => p.name())
+                .increment(parked.len() as u64);
             metrics::histogram!("projector_batch_duration_seconds", "projection" => p.name())
                 .record(started.elapsed().as_secs_f64());
-            metrics::gauge!("projector_checkpoint", "projection" => p.name()).set(checkpoint as f64);
+            metrics::gauge!("projector_checkpoint", "projection" => p.name())
+                .set(checkpoint as f64);
         }
         // AckPolicy::All: acking the batch's last record acks all before it.
         last.ack().await.map_err(|e| anyhow::anyhow!("ack: {e}"))?;
@@ -208,7 +234,12 @@ async fn apply(
         Projection::Messages => {
             let (rows, rejected) = messages::plan(records);
             for r in rejected {
-                parked.push(Parked { seq: r.seq, subject: String::new(), error: r.reason, body: Vec::new() });
+                parked.push(Parked {
+                    seq: r.seq,
+                    subject: String::new(),
+                    error: r.reason,
+                    body: Vec::new(),
+                });
             }
             writer::insert_messages(tx, &rows).await
         }

@@ -2,14 +2,15 @@
 //! message rows), so a batch of thousands of events costs a handful of round trips.
 
 use crate::core::{channels, conversations, messages};
+use deadpool_postgres::Transaction;
 use futures::pin_mut;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::Type;
-use deadpool_postgres::Transaction;
 
 type Result<T> = std::result::Result<T, tokio_postgres::Error>;
 
-const COPY_MESSAGES: &str = "COPY messages (tenant, channel_type, channel_key, message_seq, message_id, \
+const COPY_MESSAGES: &str =
+    "COPY messages (tenant, channel_type, channel_key, message_seq, message_id, \
      from_uid, client_msg_no, payload, sent_at, event_seq) FROM STDIN (FORMAT binary)";
 
 /// Inserts message rows with binary COPY.
@@ -80,9 +81,11 @@ const CREATE_GROUP: &str = "INSERT INTO channels (tenant, channel_type, channel_
 const ADD_MEMBERS: &str = "INSERT INTO channel_members (tenant, channel_key, uid, joined_at) \
      SELECT $1, $2, u, $4 FROM unnest($3::text[]) AS u ON CONFLICT DO NOTHING";
 
-const REMOVE_MEMBER: &str = "DELETE FROM channel_members WHERE tenant = $1 AND channel_key = $2 AND uid = $3";
+const REMOVE_MEMBER: &str =
+    "DELETE FROM channel_members WHERE tenant = $1 AND channel_key = $2 AND uid = $3";
 
-const REMOVE_ALL_MEMBERS: &str = "DELETE FROM channel_members WHERE tenant = $1 AND channel_key = $2";
+const REMOVE_ALL_MEMBERS: &str =
+    "DELETE FROM channel_members WHERE tenant = $1 AND channel_key = $2";
 
 const TOUCH_GROUP: &str = "UPDATE channels SET last_event_seq = $3, updated_at = GREATEST(updated_at, $4), \
      disbanded = disbanded OR $5, \
@@ -99,7 +102,8 @@ pub async fn apply_channels(tx: &Transaction<'_>, steps: &[channels::Step]) -> R
         match step {
             Step::Messages { heads, keys } => {
                 if !heads.is_empty() {
-                    let col = |f: fn(&channels::Head) -> String| heads.iter().map(f).collect::<Vec<_>>();
+                    let col =
+                        |f: fn(&channels::Head) -> String| heads.iter().map(f).collect::<Vec<_>>();
                     let t = col(|h| h.tenant.clone());
                     let k = col(|h| h.channel_key.clone());
                     let ct: Vec<i16> = heads.iter().map(|h| h.channel_type).collect();
@@ -122,25 +126,59 @@ pub async fn apply_channels(tx: &Transaction<'_>, steps: &[channels::Step]) -> R
                     let at: Vec<i64> = keys.iter().map(|r| r.sent_at).collect();
                     let e: Vec<i64> = keys.iter().map(|r| r.event_seq).collect();
                     let stmt = tx.prepare_cached(INSERT_KEYS).await?;
-                    tx.execute(&stmt, &[&t, &ct, &k, &f, &n, &m, &s, &h, &at, &e]).await?;
+                    tx.execute(&stmt, &[&t, &ct, &k, &f, &n, &m, &s, &h, &at, &e])
+                        .await?;
                 }
             }
-            Step::Created { tenant, channel_key, name, members, event_seq, at } => {
-                tx.execute(CREATE_GROUP, &[tenant, channel_key, name, event_seq, at]).await?;
-                tx.execute(ADD_MEMBERS, &[tenant, channel_key, members, at]).await?;
-                tx.execute(TOUCH_GROUP, &[tenant, channel_key, event_seq, at, &false]).await?;
+            Step::Created {
+                tenant,
+                channel_key,
+                name,
+                members,
+                event_seq,
+                at,
+            } => {
+                tx.execute(CREATE_GROUP, &[tenant, channel_key, name, event_seq, at])
+                    .await?;
+                tx.execute(ADD_MEMBERS, &[tenant, channel_key, members, at])
+                    .await?;
+                tx.execute(TOUCH_GROUP, &[tenant, channel_key, event_seq, at, &false])
+                    .await?;
             }
-            Step::Added { tenant, channel_key, uids, event_seq, at } => {
-                tx.execute(ADD_MEMBERS, &[tenant, channel_key, uids, at]).await?;
-                tx.execute(TOUCH_GROUP, &[tenant, channel_key, event_seq, at, &false]).await?;
+            Step::Added {
+                tenant,
+                channel_key,
+                uids,
+                event_seq,
+                at,
+            } => {
+                tx.execute(ADD_MEMBERS, &[tenant, channel_key, uids, at])
+                    .await?;
+                tx.execute(TOUCH_GROUP, &[tenant, channel_key, event_seq, at, &false])
+                    .await?;
             }
-            Step::Removed { tenant, channel_key, uid, event_seq, at } => {
-                tx.execute(REMOVE_MEMBER, &[tenant, channel_key, uid]).await?;
-                tx.execute(TOUCH_GROUP, &[tenant, channel_key, event_seq, at, &false]).await?;
+            Step::Removed {
+                tenant,
+                channel_key,
+                uid,
+                event_seq,
+                at,
+            } => {
+                tx.execute(REMOVE_MEMBER, &[tenant, channel_key, uid])
+                    .await?;
+                tx.execute(TOUCH_GROUP, &[tenant, channel_key, event_seq, at, &false])
+                    .await?;
             }
-            Step::Disbanded { tenant, channel_key, event_seq, at } => {
-                tx.execute(REMOVE_ALL_MEMBERS, &[tenant, channel_key]).await?;
-                tx.execute(TOUCH_GROUP, &[tenant, channel_key, event_seq, at, &true]).await?;
+            Step::Disbanded {
+                tenant,
+                channel_key,
+                event_seq,
+                at,
+            } => {
+                tx.execute(REMOVE_ALL_MEMBERS, &[tenant, channel_key])
+                    .await?;
+                tx.execute(TOUCH_GROUP, &[tenant, channel_key, event_seq, at, &true])
+                    .await?;
             }
         }
     }
@@ -156,7 +194,8 @@ const UPSERT_PAIRS: &str = "INSERT INTO conversations AS c (tenant, uid, channel
        last_msg_seq = GREATEST(c.last_msg_seq, EXCLUDED.last_msg_seq), \
        updated_at = GREATEST(c.updated_at, EXCLUDED.updated_at)";
 
-const UPSERT_CONV_CHANNELS: &str = "INSERT INTO conversation_channels AS c (tenant, channel_type, channel_key, \
+const UPSERT_CONV_CHANNELS: &str =
+    "INSERT INTO conversation_channels AS c (tenant, channel_type, channel_key, \
      last_msg_seq, updated_at) \
      SELECT * FROM unnest($1::text[], $2::int2[], $3::text[], $4::int8[], $5::int8[]) \
      ON CONFLICT (tenant, channel_type, channel_key) DO UPDATE SET \
@@ -171,7 +210,8 @@ const GROUP_SENDER_READS: &str = "UPDATE conversations c SET read_seq = GREATEST
      FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[]) AS v(t, k, u, r) \
      WHERE c.tenant = v.t AND c.uid = v.u AND c.channel_type = 2 AND c.channel_key = v.k";
 
-const REGISTER_GROUP: &str = "INSERT INTO conversation_channels (tenant, channel_type, channel_key, last_msg_seq, \
+const REGISTER_GROUP: &str =
+    "INSERT INTO conversation_channels (tenant, channel_type, channel_key, last_msg_seq, \
      updated_at) VALUES ($1, 2, $2, 0, $3) ON CONFLICT DO NOTHING";
 
 const JOIN_GROUP: &str = "INSERT INTO conversations (tenant, uid, channel_type, channel_key, channel_id, read_seq, \
@@ -183,7 +223,8 @@ const JOIN_GROUP: &str = "INSERT INTO conversations (tenant, uid, channel_type, 
 
 const LEAVE_GROUP: &str = "DELETE FROM conversations WHERE tenant = $1 AND uid = $3 AND channel_type = 2 AND channel_key = $2";
 
-const DISBAND_GROUP: &str = "DELETE FROM conversations WHERE tenant = $1 AND channel_type = 2 AND channel_key = $2";
+const DISBAND_GROUP: &str =
+    "DELETE FROM conversations WHERE tenant = $1 AND channel_type = 2 AND channel_key = $2";
 
 const SET_READ: &str = "UPDATE conversations SET read_seq = LEAST($5, last_msg_seq) \
      WHERE tenant = $1 AND uid = $2 AND channel_type = $3 AND channel_key = $4";
@@ -192,11 +233,18 @@ const SET_READ: &str = "UPDATE conversations SET read_seq = LEAST($5, last_msg_s
 ///
 /// # Errors
 /// Database errors.
-pub async fn apply_conversations(tx: &Transaction<'_>, steps: &[conversations::Step]) -> Result<()> {
+pub async fn apply_conversations(
+    tx: &Transaction<'_>,
+    steps: &[conversations::Step],
+) -> Result<()> {
     use conversations::Step;
     for step in steps {
         match step {
-            Step::Messages { pairs, groups, sender_reads } => {
+            Step::Messages {
+                pairs,
+                groups,
+                sender_reads,
+            } => {
                 if !pairs.is_empty() {
                     let t: Vec<&str> = pairs.iter().map(|p| p.tenant.as_str()).collect();
                     let u: Vec<&str> = pairs.iter().map(|p| p.uid.as_str()).collect();
@@ -215,7 +263,10 @@ pub async fn apply_conversations(tx: &Transaction<'_>, steps: &[conversations::S
                 let mut k: Vec<&str> = Vec::new();
                 let mut s: Vec<i64> = Vec::new();
                 let mut at: Vec<i64> = Vec::new();
-                for p in pairs.iter().filter(|p| p.uid.as_str() <= p.channel_id.as_str()) {
+                for p in pairs
+                    .iter()
+                    .filter(|p| p.uid.as_str() <= p.channel_id.as_str())
+                {
                     t.push(&p.tenant);
                     ct.push(1);
                     k.push(&p.channel_key);
@@ -241,27 +292,55 @@ pub async fn apply_conversations(tx: &Transaction<'_>, steps: &[conversations::S
                     let stmt = tx.prepare_cached(BUMP_GROUPS).await?;
                     tx.execute(&stmt, &[&t, &k, &s, &at]).await?;
                     let t: Vec<&str> = sender_reads.iter().map(|r| r.tenant.as_str()).collect();
-                    let k: Vec<&str> = sender_reads.iter().map(|r| r.channel_key.as_str()).collect();
+                    let k: Vec<&str> = sender_reads
+                        .iter()
+                        .map(|r| r.channel_key.as_str())
+                        .collect();
                     let u: Vec<&str> = sender_reads.iter().map(|r| r.uid.as_str()).collect();
                     let r: Vec<i64> = sender_reads.iter().map(|r| r.read_seq).collect();
                     let stmt = tx.prepare_cached(GROUP_SENDER_READS).await?;
                     tx.execute(&stmt, &[&t, &k, &u, &r]).await?;
                 }
             }
-            Step::Joined { tenant, channel_key, uids, created, at } => {
+            Step::Joined {
+                tenant,
+                channel_key,
+                uids,
+                created,
+                at,
+            } => {
                 if *created {
-                    tx.execute(REGISTER_GROUP, &[tenant, channel_key, at]).await?;
+                    tx.execute(REGISTER_GROUP, &[tenant, channel_key, at])
+                        .await?;
                 }
-                tx.execute(JOIN_GROUP, &[tenant, channel_key, uids, at]).await?;
+                tx.execute(JOIN_GROUP, &[tenant, channel_key, uids, at])
+                    .await?;
             }
-            Step::Left { tenant, channel_key, uid } => {
+            Step::Left {
+                tenant,
+                channel_key,
+                uid,
+            } => {
                 tx.execute(LEAVE_GROUP, &[tenant, channel_key, uid]).await?;
             }
-            Step::Disbanded { tenant, channel_key } => {
+            Step::Disbanded {
+                tenant,
+                channel_key,
+            } => {
                 tx.execute(DISBAND_GROUP, &[tenant, channel_key]).await?;
             }
-            Step::Read { tenant, uid, channel_type, channel_key, read_seq } => {
-                tx.execute(SET_READ, &[tenant, uid, channel_type, channel_key, read_seq]).await?;
+            Step::Read {
+                tenant,
+                uid,
+                channel_type,
+                channel_key,
+                read_seq,
+            } => {
+                tx.execute(
+                    SET_READ,
+                    &[tenant, uid, channel_type, channel_key, read_seq],
+                )
+                .await?;
             }
         }
     }

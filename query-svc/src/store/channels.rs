@@ -53,7 +53,10 @@ pub async fn group(
 ) -> Result<Option<GroupRow>, StoreError> {
     let client = client(pool).await?;
     let stmt = client.prepare_cached(GROUP).await?;
-    let Some(row) = client.query_opt(&stmt, &[&tenant, &channel_id, &viewer]).await? else {
+    let Some(row) = client
+        .query_opt(&stmt, &[&tenant, &channel_id, &viewer])
+        .await?
+    else {
         return Ok(None);
     };
     Ok(Some(GroupRow {
@@ -91,10 +94,17 @@ pub async fn members(
     let client = client(pool).await?;
     let stmt = client.prepare_cached(MEMBERS).await?;
     let fetch = limit_param(limit.saturating_add(1));
-    let rows = client.query(&stmt, &[&tenant, &channel_id, &after_uid, &fetch]).await?;
+    let rows = client
+        .query(&stmt, &[&tenant, &channel_id, &after_uid, &fetch])
+        .await?;
     let mut members = rows
         .iter()
-        .map(|r| Ok(MemberRow { uid: r.try_get("uid")?, joined_at: r.try_get("joined_at")? }))
+        .map(|r| {
+            Ok(MemberRow {
+                uid: r.try_get("uid")?,
+                joined_at: r.try_get("joined_at")?,
+            })
+        })
         .collect::<Result<Vec<_>, StoreError>>()?;
     let more = members.len() > limit;
     members.truncate(limit);

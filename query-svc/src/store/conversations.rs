@@ -113,12 +113,22 @@ pub async fn list(
             client
                 .query(
                     &stmt,
-                    &[&tenant, &uid, &c.updated_at, &c.channel_type, &c.channel_key, &fetch],
+                    &[
+                        &tenant,
+                        &uid,
+                        &c.updated_at,
+                        &c.channel_type,
+                        &c.channel_key,
+                        &fetch,
+                    ],
                 )
                 .await?
         }
     };
-    let mut list = rows.iter().map(ConversationRow::from_row).collect::<Result<Vec<_>, _>>()?;
+    let mut list = rows
+        .iter()
+        .map(ConversationRow::from_row)
+        .collect::<Result<Vec<_>, _>>()?;
     let more = list.len() > limit;
     list.truncate(limit);
     Ok((list, more))

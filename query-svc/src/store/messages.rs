@@ -53,15 +53,33 @@ pub async fn history(
         HistoryPage::Forward { after, before } => {
             let stmt = client.prepare_cached(HISTORY_FORWARD).await?;
             client
-                .query(&stmt, &[&tenant, &channel_type, &channel_key, &after, &before, &fetch])
+                .query(
+                    &stmt,
+                    &[
+                        &tenant,
+                        &channel_type,
+                        &channel_key,
+                        &after,
+                        &before,
+                        &fetch,
+                    ],
+                )
                 .await?
         }
         HistoryPage::Backward { before } => {
             let stmt = client.prepare_cached(HISTORY_BACKWARD).await?;
-            client.query(&stmt, &[&tenant, &channel_type, &channel_key, &before, &fetch]).await?
+            client
+                .query(
+                    &stmt,
+                    &[&tenant, &channel_type, &channel_key, &before, &fetch],
+                )
+                .await?
         }
     };
-    let rows = rows.iter().map(MessageRow::from_row).collect::<Result<Vec<_>, _>>()?;
+    let rows = rows
+        .iter()
+        .map(MessageRow::from_row)
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(page.finish(rows, limit))
 }
 
@@ -91,7 +109,10 @@ pub async fn by_id(
 ) -> Result<Option<LocatedMessage>, StoreError> {
     let client = client(pool).await?;
     let stmt = client.prepare_cached(BY_ID).await?;
-    let Some(row) = client.query_opt(&stmt, &[&tenant, &message_id, &viewer]).await? else {
+    let Some(row) = client
+        .query_opt(&stmt, &[&tenant, &message_id, &viewer])
+        .await?
+    else {
         return Ok(None);
     };
     Ok(Some(LocatedMessage {

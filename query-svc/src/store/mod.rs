@@ -7,7 +7,7 @@
 //! - [`messages`]: channel history pages and a message by id.
 //! - [`channels`]: a group's row with the viewer's membership, and its member list.
 //! - [`conversations`]: a user's conversation list with each last message.
-//! - [`checkpoints`]: `projection_checkpoints`.
+//! - [`checkpoints`]: the `projection_checkpoints` table.
 
 pub mod channels;
 pub mod checkpoints;
@@ -15,6 +15,7 @@ pub mod conversations;
 pub mod messages;
 
 use deadpool_postgres::{Object, Pool, PoolError};
+use std::time::Duration;
 use tokio_postgres::Row;
 
 /// A read failed.
@@ -26,9 +27,9 @@ pub enum StoreError {
     /// A statement failed: connection loss, or a fault in the query or its data.
     #[error("database query: {0}")]
     Query(#[from] tokio_postgres::Error),
-    /// A row holds a value the read model's rules forbid (e.g. an unparsable `channel_key`).
-    #[error("corrupt row: {0}")]
-    Corrupt(String),
+    /// No pooled connection became free within [`CONNECTION_WAIT`].
+    #[error("no database connection within {CONNECTION_WAIT:?}")]
+    PoolTimeout,
 }
 
 impl StoreError {
@@ -36,9 +37,8 @@ impl StoreError {
     /// fault (answer 500).
     pub fn is_unavailable(&self) -> bool {
         match self {
-            StoreError::Pool(_) => true,
+            StoreError::Pool(_) | StoreError::PoolTimeout => true,
             StoreError::Query(e) => query_error_is_unavailable(e),
-            StoreError::Corrupt(_) => false,
         }
     }
 }
@@ -56,9 +56,15 @@ fn query_error_is_unavailable(e: &tokio_postgres::Error) -> bool {
     std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
 }
 
-/// A connection from `pool`.
+/// Longest wait for a pooled connection (the shared pool is built without wait timeouts).
+pub const CONNECTION_WAIT: Duration = Duration::from_secs(5);
+
+/// A connection from `pool`, within [`CONNECTION_WAIT`].
 async fn client(pool: &Pool) -> Result<Object, StoreError> {
-    Ok(pool.get().await?)
+    match tokio::time::timeout(CONNECTION_WAIT, pool.get()).await {
+        Ok(conn) => Ok(conn?),
+        Err(_) => Err(StoreError::PoolTimeout),
+    }
 }
 
 /// A message row as stored in `messages`, minus its channel.

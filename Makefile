@@ -1,0 +1,20 @@
+# Parley — see README.md.
+.PHONY: run test bench import-chitchat fmt lint
+
+run: ## install what is missing, start NATS + Postgres + the three services
+	bash deploy/run.sh
+
+test: ## install what is missing, start throwaway NATS + Postgres, run every test
+	bash deploy/test.sh
+
+import-chitchat: ## send the chitchat corpus through the API and verify it
+	bash deploy/import.sh
+
+bench: ## release benchmarks with in-run baselines → BENCHMARKS.md
+	bash deploy/bench.sh
+
+fmt:
+	cargo fmt --all
+
+lint:
+	cargo clippy --workspace --all-targets

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# `make run`: installs what is missing, starts NATS (JetStream) and a project-local Postgres on
+# loopback (data in .run/dev, kept across runs), builds and starts the three services, prints
+# the URLs and the dev API key, and stops everything on Ctrl-C.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+bash deploy/setup.sh
+dir="$root/.run/dev"
+mkdir -p "$dir"
+chmod 755 "$root/.run" "$dir"
+if [ ! -f "$dir/api_key" ]; then
+  echo "dev-$(head -c 18 /dev/urandom | base64 | tr -dc 'a-zA-Z0-9')" >"$dir/api_key"
+fi
+key="$(cat "$dir/api_key")"
+cargo build --release -p command-svc -p query-svc -p projector
+bash deploy/infra.sh start "$dir"
+# shellcheck disable=SC1091
+. "$dir/env"
+export PARLEY_API_KEYS="$key=dev"
+export PARLEY_COMMAND_LISTEN="${PARLEY_COMMAND_LISTEN:-127.0.0.1:5001}"
+export PARLEY_QUERY_LISTEN="${PARLEY_QUERY_LISTEN:-127.0.0.1:5002}"
+export PARLEY_PROJECTOR_LISTEN="${PARLEY_PROJECTOR_LISTEN:-127.0.0.1:5003}"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  bash deploy/infra.sh stop "$dir" || true
+}
+trap cleanup EXIT INT TERM
+target/release/projector migrate
+target/release/projector &
+pids+=($!)
+target/release/command-svc &
+pids+=($!)
+target/release/query-svc &
+pids+=($!)
+sleep 1
+cat <<MSG
+
+Parley is running (Ctrl-C stops everything):
+  command service  http://$PARLEY_COMMAND_LISTEN   (docs: /docs, spec: /openapi.json)
+  query service    http://$PARLEY_QUERY_LISTEN   (docs: /docs)
+  projector        http://$PARLEY_PROJECTOR_LISTEN/metrics
+  NATS             $PARLEY_NATS_URL
+  Postgres         $PARLEY_DATABASE_URL
+API key: $key
+
+MSG
+wait -n "${pids[@]}" || true

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# `make test`: installs what is missing, starts a throwaway NATS + Postgres on free loopback
+# ports, runs every test of the workspace against them, and stops them again.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+bash deploy/setup.sh
+dir="$(mktemp -d /tmp/parley-test.XXXXXX)"
+chmod 755 "$dir"
+cleanup() { bash deploy/infra.sh stop "$dir" || true; rm -rf "$dir"; }
+trap cleanup EXIT
+bash deploy/infra.sh start "$dir" --test
+# shellcheck disable=SC1091
+. "$dir/env"
+export RUST_LOG="${RUST_LOG:-warn}"
+cargo test --workspace --no-fail-fast -- --test-threads "${TEST_THREADS:-4}" "$@"

@@ -1,0 +1,188 @@
+//! `GET /v1/channels/{channel_id}` and `GET /v1/channels/{channel_id}/members`: groups. Read
+//! the `channels` projection.
+
+use super::messages::{channel_not_found, not_a_member};
+use super::{parse_channel_id, parse_limit, parse_uid, seq_out, ApiTags, AppState};
+use crate::consistency::Projection;
+use crate::store;
+use crate::store::channels::GroupRow;
+use events::{ChannelId, TenantId, Uid};
+use platform::auth::TenantAuth;
+use platform::error::ApiError;
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{Object, OpenApi};
+use std::sync::Arc;
+
+const READS: [Projection; 1] = [Projection::Channels];
+const DEFAULT_MEMBERS: usize = 100;
+const MAX_MEMBERS: usize = 1000;
+
+/// A group channel.
+#[derive(Debug, Object)]
+pub struct ChannelInfo {
+    /// The group's id.
+    pub channel_id: String,
+    /// Always 2 (group).
+    pub channel_type: u8,
+    /// The group's name, or null.
+    pub name: Option<String>,
+    /// Number of members.
+    pub member_count: u32,
+    /// Sequence of the newest message (0 when none).
+    pub last_msg_seq: u64,
+    /// ms since the Unix epoch.
+    pub created_at: i64,
+    /// ms since the Unix epoch.
+    pub updated_at: i64,
+}
+
+/// A member of a group.
+#[derive(Debug, Object)]
+pub struct Member {
+    /// The member's uid.
+    pub uid: String,
+    /// When they joined, ms since the Unix epoch.
+    pub joined_at: i64,
+}
+
+/// A page of members, by uid.
+#[derive(Debug, Object)]
+pub struct MemberPage {
+    /// Members in ascending uid order.
+    pub members: Vec<Member>,
+    /// Pass as `cursor` for the next page (it is the last uid of this page); null on the last
+    /// page.
+    pub next_cursor: Option<String>,
+}
+
+/// Group info and members.
+pub struct ChannelsApi {
+    /// Shared state.
+    pub state: Arc<AppState>,
+}
+
+impl ChannelsApi {
+    /// The live group `channel_id`, checking `viewer`'s membership when given.
+    async fn live_group(
+        &self,
+        tenant: &TenantId,
+        channel_id: &ChannelId,
+        viewer: Option<&Uid>,
+    ) -> Result<GroupRow, ApiError> {
+        let group = store::channels::group(
+            &self.state.pool,
+            tenant.as_str(),
+            channel_id.as_str(),
+            viewer.map(Uid::as_str),
+        )
+        .await?
+        .filter(|g| !g.disbanded)
+        .ok_or_else(channel_not_found)?;
+        if viewer.is_some() && !group.viewer_is_member {
+            return Err(not_a_member());
+        }
+        Ok(group)
+    }
+}
+
+fn optional_uid(raw: Option<&str>) -> Result<Option<Uid>, ApiError> {
+    raw.map(|u| parse_uid("uid", u)).transpose()
+}
+
+#[OpenApi(tag = "ApiTags::Channels")]
+impl ChannelsApi {
+    /// A group channel. 404 `CHANNEL_NOT_FOUND` when missing or disbanded; with `uid`, 403
+    /// `NOT_A_MEMBER` unless that user is a member.
+    #[oai(
+        path = "/v1/channels/:channel_id",
+        method = "get",
+        operation_id = "get_channel"
+    )]
+    async fn get_channel(
+        &self,
+        auth: TenantAuth,
+        /// The group's id.
+        channel_id: Path<String>,
+        /// Optional viewer whose membership is required.
+        uid: Query<Option<String>>,
+        /// Wait until the read models include this event-log sequence.
+        min_event_seq: Query<Option<u64>>,
+    ) -> Result<Json<ChannelInfo>, ApiError> {
+        let tenant = auth.0;
+        let channel_id = parse_channel_id(&channel_id.0)?;
+        let viewer = optional_uid(uid.0.as_deref())?;
+        self.state.consistent(&READS, min_event_seq.0).await?;
+
+        let g = self
+            .live_group(&tenant, &channel_id, viewer.as_ref())
+            .await?;
+        Ok(Json(ChannelInfo {
+            channel_id: channel_id.to_string(),
+            channel_type: 2,
+            name: g.name,
+            member_count: u32::try_from(g.member_count).unwrap_or(0),
+            last_msg_seq: seq_out(g.last_msg_seq),
+            created_at: g.created_at,
+            updated_at: g.updated_at,
+        }))
+    }
+
+    /// A group's members by uid. Same 404/403 rules as the channel itself.
+    #[oai(
+        path = "/v1/channels/:channel_id/members",
+        method = "get",
+        operation_id = "list_members"
+    )]
+    async fn list_members(
+        &self,
+        auth: TenantAuth,
+        /// The group's id.
+        channel_id: Path<String>,
+        /// Optional viewer whose membership is required.
+        uid: Query<Option<String>>,
+        /// `next_cursor` of the previous page: members with a larger uid follow.
+        cursor: Query<Option<String>>,
+        /// Page size, 1–1000, default 100.
+        limit: Query<Option<u64>>,
+        /// Wait until the read models include this event-log sequence.
+        min_event_seq: Query<Option<u64>>,
+    ) -> Result<Json<MemberPage>, ApiError> {
+        let tenant = auth.0;
+        let channel_id = parse_channel_id(&channel_id.0)?;
+        let viewer = optional_uid(uid.0.as_deref())?;
+        let after = match cursor.0.as_deref() {
+            None => None,
+            Some(c) => Some(parse_uid("cursor", c)?),
+        };
+        let limit = parse_limit(limit.0, DEFAULT_MEMBERS, MAX_MEMBERS)?;
+        self.state.consistent(&READS, min_event_seq.0).await?;
+
+        self.live_group(&tenant, &channel_id, viewer.as_ref())
+            .await?;
+        let (rows, more) = store::channels::members(
+            &self.state.pool,
+            tenant.as_str(),
+            channel_id.as_str(),
+            after.as_ref().map_or("", Uid::as_str),
+            limit,
+        )
+        .await?;
+        let next_cursor = if more {
+            rows.last().map(|m| m.uid.clone())
+        } else {
+            None
+        };
+        let members = rows
+            .into_iter()
+            .map(|m| Member {
+                uid: m.uid,
+                joined_at: m.joined_at,
+            })
+            .collect();
+        Ok(Json(MemberPage {
+            members,
+            next_cursor,
+        }))
+    }
+}

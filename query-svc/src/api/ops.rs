@@ -1,0 +1,194 @@
+//! `/health`, `/ready` and `/metrics`. Not secured: load balancers, orchestrators and
+//! Prometheus call them without an API key.
+
+use super::{ApiTags, AppState};
+use crate::consistency::Projection;
+use crate::store;
+use async_nats::jetstream::ErrorCode;
+use poem_openapi::payload::{Json, PlainText};
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use std::sync::Arc;
+
+/// `{"status": "ok"}`.
+#[derive(Debug, Object)]
+pub struct Health {
+    /// Always `ok`.
+    pub status: String,
+}
+
+/// One projection's progress.
+#[derive(Debug, Object)]
+pub struct ProjectionLag {
+    /// The projection (`messages`, `channels`, `conversations`, …).
+    pub name: String,
+    /// The last event-log sequence it has applied (0 when it has no checkpoint yet).
+    pub checkpoint: u64,
+    /// Events it is behind the stream's last sequence; null when the stream is unreachable.
+    pub lag: Option<u64>,
+}
+
+/// What `/ready` checked.
+#[derive(Debug, Object)]
+pub struct Readiness {
+    /// Whether the NATS connection is up.
+    pub nats: bool,
+    /// Whether Postgres answers.
+    pub postgres: bool,
+    /// Each projection's checkpoint and lag, by name (empty when Postgres is down).
+    pub projections: Vec<ProjectionLag>,
+}
+
+/// `/ready`'s answers.
+#[derive(Debug, ApiResponse)]
+pub enum ReadyResponse {
+    /// NATS and Postgres are up and no projection lags more than the configured maximum.
+    #[oai(status = 200)]
+    Ready(Json<Readiness>),
+    /// Something is down or a projection lags too far.
+    #[oai(status = 503)]
+    NotReady(Json<Readiness>),
+}
+
+/// Operational endpoints.
+pub struct OpsApi {
+    /// Shared state.
+    pub state: Arc<AppState>,
+}
+
+impl OpsApi {
+    /// The stream's last sequence: 0 when the stream does not exist yet, `None` when it cannot
+    /// be read.
+    async fn stream_last_seq(&self) -> Option<u64> {
+        let stream = self
+            .state
+            .jetstream
+            .get_stream_no_info(&self.state.stream)
+            .await
+            .ok()?;
+        match stream.get_info().await {
+            Ok(info) => Some(info.state.last_sequence),
+            Err(e) => {
+                let not_found = std::error::Error::source(&e)
+                    .and_then(|s| s.downcast_ref::<async_nats::jetstream::Error>())
+                    .is_some_and(|j| j.error_code() == ErrorCode::STREAM_NOT_FOUND);
+                if not_found {
+                    Some(0)
+                } else {
+                    tracing::warn!(error = %e, stream = %self.state.stream, "stream info failed");
+                    None
+                }
+            }
+        }
+    }
+
+    /// Every projection's checkpoint (the ones this service reads included, at 0 when they
+    /// have no row), or `None` when Postgres cannot be read.
+    async fn checkpoints(&self) -> Option<Vec<(String, u64)>> {
+        let mut rows = match store::checkpoints::all(&self.state.pool).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading projection checkpoints failed");
+                return None;
+            }
+        };
+        self.state.checkpoints.observe_named(&rows);
+        for p in Projection::ALL {
+            if !rows.iter().any(|(name, _)| name == p.name()) {
+                rows.push((p.name().to_owned(), 0));
+            }
+        }
+        rows.sort();
+        Some(rows)
+    }
+}
+
+/// The projection lags, and whether every one is known and at most `max_lag`.
+fn lags(
+    checkpoints: Vec<(String, u64)>,
+    last_seq: Option<u64>,
+    max_lag: u64,
+) -> (Vec<ProjectionLag>, bool) {
+    let projections: Vec<ProjectionLag> = checkpoints
+        .into_iter()
+        .map(|(name, checkpoint)| ProjectionLag {
+            name,
+            checkpoint,
+            lag: last_seq.map(|last| last.saturating_sub(checkpoint)),
+        })
+        .collect();
+    let ok = projections
+        .iter()
+        .all(|p| p.lag.is_some_and(|l| l <= max_lag));
+    (projections, ok)
+}
+
+#[OpenApi(tag = "ApiTags::Ops")]
+impl OpsApi {
+    /// Liveness: always 200 `{"status": "ok"}`.
+    #[oai(path = "/health", method = "get", operation_id = "health")]
+    async fn health(&self) -> Json<Health> {
+        Json(Health {
+            status: "ok".into(),
+        })
+    }
+
+    /// Readiness: 200 when Postgres answers, NATS is connected and every projection lags the
+    /// event stream by at most `PARLEY_READY_MAX_LAG` events; 503 otherwise. The body says
+    /// which.
+    #[oai(path = "/ready", method = "get", operation_id = "ready")]
+    async fn ready(&self) -> ReadyResponse {
+        let nats = platform::log::connected(&self.state.nats);
+        let (postgres, last_seq) = tokio::join!(platform::db::ping(&self.state.pool), async {
+            if nats {
+                self.stream_last_seq().await
+            } else {
+                None
+            }
+        });
+        let checkpoints = if postgres {
+            self.checkpoints().await
+        } else {
+            None
+        };
+        let postgres = postgres && checkpoints.is_some();
+        let (projections, caught_up) = lags(
+            checkpoints.unwrap_or_default(),
+            last_seq,
+            self.state.ready_max_lag,
+        );
+        let body = Json(Readiness {
+            nats,
+            postgres,
+            projections,
+        });
+        if nats && postgres && caught_up {
+            ReadyResponse::Ready(body)
+        } else {
+            ReadyResponse::NotReady(body)
+        }
+    }
+
+    /// Prometheus metrics in the text exposition format.
+    #[oai(path = "/metrics", method = "get", operation_id = "metrics")]
+    async fn metrics(&self) -> PlainText<String> {
+        PlainText(platform::telemetry::metrics().render())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lag_is_stream_head_minus_checkpoint() {
+        let cps = vec![("channels".to_owned(), 90), ("messages".to_owned(), 100)];
+        let (p, ok) = lags(cps.clone(), Some(100), 10);
+        assert!(ok);
+        assert_eq!(
+            p.iter().map(|p| p.lag).collect::<Vec<_>>(),
+            vec![Some(10), Some(0)]
+        );
+        assert!(!lags(cps.clone(), Some(101), 10).1);
+        assert!(!lags(cps, None, 10).1);
+    }
+}
