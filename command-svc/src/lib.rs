@@ -20,8 +20,7 @@ pub mod service;
 
 pub use config::Config;
 
-use poem::middleware::SizeLimit;
-use poem::{EndpointExt, Route};
+use poem::{get, EndpointExt, Route};
 use poem_openapi::OpenApiService;
 use std::sync::Arc;
 use std::time::Duration;
@@ -83,9 +82,12 @@ pub async fn serve(
         .nest("/", service)
         .at("/openapi.json", spec)
         .nest("/docs", docs)
-        .nest("/", ops::routes(ops::Ops { nats, pool }))
-        .with(SizeLimit::new(body_limit))
+        .at("/health", get(ops::health))
+        .at("/ready", get(ops::ready))
+        .at("/metrics", get(ops::metrics))
         .data(keys)
+        .data(platform::http::BodyLimit(body_limit))
+        .data(ops::Ops { nats, pool })
         .catch_all_error(platform::http::render_error)
         .with(platform::http::RequestMetrics {
             service: "command_svc",

@@ -2,7 +2,7 @@
 
 use poem::http::StatusCode;
 use poem::web::{Data, Json};
-use poem::{get, handler, EndpointExt, IntoResponse, Response, Route};
+use poem::{handler, IntoResponse, Response};
 
 /// What readiness checks.
 #[derive(Clone)]
@@ -14,12 +14,14 @@ pub struct Ops {
 }
 
 #[handler]
-fn health() -> Json<serde_json::Value> {
+/// `GET /health`: 200 while the process runs.
+pub fn health() -> Json<serde_json::Value> {
     Json(serde_json::json!({"status": "ok"}))
 }
 
 #[handler]
-async fn ready(ops: Data<&Ops>) -> Response {
+/// `GET /ready`: 200 when NATS and Postgres answer, else 503.
+pub async fn ready(ops: Data<&Ops>) -> Response {
     let nats = platform::log::connected(&ops.nats);
     let postgres = platform::db::ping(&ops.pool).await;
     let status = if nats && postgres {
@@ -33,15 +35,7 @@ async fn ready(ops: Data<&Ops>) -> Response {
 }
 
 #[handler]
-fn metrics() -> String {
+/// `GET /metrics`: Prometheus text format.
+pub fn metrics() -> String {
     platform::telemetry::metrics().render()
-}
-
-/// The three routes.
-pub fn routes(ops: Ops) -> impl poem::Endpoint {
-    Route::new()
-        .at("/health", get(health))
-        .at("/ready", get(ready))
-        .at("/metrics", get(metrics))
-        .data(ops)
 }

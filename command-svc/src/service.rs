@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 /// Attempts per command before giving up on a hot channel.
-const MAX_ATTEMPTS: usize = 16;
+const MAX_ATTEMPTS: usize = 64;
 
 type Slot = Arc<tokio::sync::Mutex<Option<ChannelState>>>;
 
@@ -140,7 +140,10 @@ impl Commands {
                 }
             }
         }
-        for _ in 0..MAX_ATTEMPTS {
+        for attempt in 0..MAX_ATTEMPTS {
+            if attempt > 0 {
+                backoff(attempt).await;
+            }
             let event = match decide(state, key, cmd.clone())? {
                 Decision::Duplicate(rec) => return Ok(Outcome::Duplicate(rec)),
                 Decision::Append(events) => match events.into_iter().next() {
@@ -187,4 +190,15 @@ impl Commands {
         }
         Err(ServiceError::Contention)
     }
+}
+
+/// Sleeps a random 0..2^min(attempt,6) × 200 µs after a lost race, so two instances hammering
+/// one channel take turns instead of one starving.
+async fn backoff(attempt: usize) {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0) as u64;
+    let window = 200_000u64 << attempt.min(6);
+    tokio::time::sleep(std::time::Duration::from_nanos(nanos % window)).await;
 }

@@ -13,11 +13,17 @@ use poem_openapi::types::Type;
 use serde::de::DeserializeOwned;
 use std::time::Instant;
 
+/// Largest JSON request body in bytes, read by [`JsonBody`]; inject with
+/// `poem::EndpointExt::data(BodyLimit(n))` (default: unlimited).
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
 /// A JSON request body parsed with serde, whose errors name the offending field path
 /// (`messages[3].payload`); its OpenAPI schema is `T`'s.
 ///
 /// Errors: 400 `INVALID_JSON` for malformed JSON or an empty body, 400 `VALIDATION_ERROR` with
-/// `field` for a missing field or a wrong type, 415 for a non-JSON content type.
+/// `field` for a missing field or a wrong type, 413 over the [`BodyLimit`], 415 for a non-JSON
+/// content type.
 #[derive(Debug)]
 pub struct JsonBody<T>(pub T);
 
@@ -73,7 +79,17 @@ impl<T: Type + DeserializeOwned + Send> ParsePayload for JsonBody<T> {
     const IS_REQUIRED: bool = true;
 
     async fn from_request(request: &Request, body: &mut RequestBody) -> poem::Result<Self> {
-        let data = <Vec<u8> as poem::FromRequest>::from_request(request, body).await?;
+        let limit = request.data::<BodyLimit>().map_or(usize::MAX, |l| l.0);
+        let data = body
+            .take()?
+            .into_bytes_limit(limit)
+            .await
+            .map_err(|e| match e {
+                poem::error::ReadBodyError::PayloadTooLarge => {
+                    ApiError::too_large("body", format!("request body exceeds {limit} bytes"))
+                }
+                other => ApiError::bad_request("INVALID_BODY", other.to_string()),
+            })?;
         if data.is_empty() {
             return Err(ApiError::bad_request("INVALID_JSON", "request body is empty").into());
         }

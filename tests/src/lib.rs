@@ -139,12 +139,12 @@ impl TestEnv {
         let task = tokio::spawn(command_svc::serve(config, acceptor, async move {
             let _ = rx.await;
         }));
-        let r = Running {
+        let mut r = Running {
             addr,
             stop: Some(tx),
             task: Some(task),
         };
-        wait_ready(&r.url()).await?;
+        r.wait_healthy().await?;
         Ok(r)
     }
 
@@ -164,12 +164,12 @@ impl TestEnv {
         let task = tokio::spawn(query_svc::serve(config, acceptor, async move {
             let _ = rx.await;
         }));
-        let r = Running {
+        let mut r = Running {
             addr,
             stop: Some(tx),
             task: Some(task),
         };
-        wait_health(&r.url()).await?;
+        r.wait_healthy().await?;
         Ok(r)
     }
 
@@ -207,21 +207,30 @@ impl TestEnv {
     }
 }
 
-async fn wait_health(base: &str) -> anyhow::Result<()> {
-    let http = reqwest::Client::new();
-    for _ in 0..200 {
-        if let Ok(r) = http.get(format!("{base}/health")).send().await {
-            if r.status().is_success() {
-                return Ok(());
+impl Running {
+    /// Waits until `/health` answers 200; reports the service's own error if it stopped.
+    async fn wait_healthy(&mut self) -> anyhow::Result<()> {
+        let http = reqwest::Client::new();
+        let base = self.url();
+        let mut last = String::new();
+        for _ in 0..400 {
+            if self.task.as_ref().is_some_and(|t| t.is_finished()) {
+                let task = self.task.take().context("task")?;
+                return match task.await {
+                    Ok(Ok(())) => Err(anyhow::anyhow!("{base} stopped at start")),
+                    Ok(Err(e)) => Err(e.context(format!("{base} failed at start"))),
+                    Err(e) => Err(anyhow::anyhow!("{base} panicked at start: {e}")),
+                };
             }
+            match http.get(format!("{base}/health")).send().await {
+                Ok(r) if r.status().is_success() => return Ok(()),
+                Ok(r) => last = format!("status {}", r.status()),
+                Err(e) => last = format!("{e:?}"),
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        tokio::time::sleep(Duration::from_millis(25)).await;
+        anyhow::bail!("{base} did not become healthy: {last}")
     }
-    anyhow::bail!("{base} did not become healthy")
-}
-
-async fn wait_ready(base: &str) -> anyhow::Result<()> {
-    wait_health(base).await
 }
 
 /// A thin JSON client for one service and one API key.

@@ -46,6 +46,19 @@ pub struct EventLog {
     pool: deadpool_postgres::Pool,
 }
 
+/// Most tail events read one by one with direct gets before switching to a consumer.
+const DIRECT_GET_TAIL: usize = 32;
+
+fn fold(state: &mut ChannelState, seq: u64, payload: &[u8]) -> Result<(), LogError> {
+    let env = events::decode(payload).map_err(|e| LogError::Corrupt {
+        seq,
+        reason: e.to_string(),
+    })?;
+    *state = apply(std::mem::take(state), &env.event, seq);
+    state.last_event_seq = seq;
+    Ok(())
+}
+
 const SNAPSHOT: &str = "SELECT disbanded, last_msg_seq, last_event_seq, \
        ARRAY(SELECT uid FROM channel_members m WHERE m.tenant = c.tenant AND m.channel_key = c.channel_key \
              AND c.channel_type = 2) AS members \
@@ -183,6 +196,24 @@ impl EventLog {
         if head <= state.last_event_seq {
             return Ok(());
         }
+        // Short tails (the usual case: a concurrent writer appended a few events) are read
+        // with direct gets; long ones (a cold load without snapshot) with an ordered consumer.
+        for _ in 0..DIRECT_GET_TAIL {
+            if state.last_event_seq >= head {
+                return Ok(());
+            }
+            let msg = stream
+                .raw_message_builder()
+                .sequence(state.last_event_seq + 1)
+                .next_by_subject(subject.clone())
+                .send()
+                .await
+                .map_err(|e| LogError::Log(e.to_string()))?;
+            fold(state, msg.sequence, &msg.payload)?;
+        }
+        if state.last_event_seq >= head {
+            return Ok(());
+        }
         let consumer = stream
             .create_consumer(consumer::pull::OrderedConfig {
                 filter_subject: subject,
@@ -210,12 +241,7 @@ impl EventLog {
                 .info()
                 .map_err(|e| LogError::Log(e.to_string()))?
                 .stream_sequence;
-            let env = events::decode(&msg.payload).map_err(|e| LogError::Corrupt {
-                seq,
-                reason: e.to_string(),
-            })?;
-            *state = apply(std::mem::take(state), &env.event, seq);
-            state.last_event_seq = seq;
+            fold(state, seq, &msg.payload)?;
         }
         Ok(())
     }
