@@ -1,5 +1,5 @@
 # Parley — see README.md.
-.PHONY: run test bench import-chitchat fmt lint
+.PHONY: run test import-chitchat fmt lint
 
 run: ## install what is missing, start NATS + Postgres + the three services
 	bash deploy/run.sh
@@ -9,9 +9,6 @@ test: ## install what is missing, start throwaway NATS + Postgres, run every tes
 
 import-chitchat: ## send the chitchat corpus through the API and verify it
 	bash deploy/import.sh
-
-bench: ## release benchmarks with in-run baselines → BENCHMARKS.md
-	bash deploy/bench.sh
 
 fmt:
 	cargo fmt --all
