@@ -5,7 +5,7 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 bash deploy/setup.sh
-cargo build --release -p command-svc -p query-svc -p projector -p parley-tests --bin import-chitchat
+cargo build --release --bins -p command-svc -p query-svc -p projector -p parley-tests
 dir="$root/.run/import"
 bash deploy/infra.sh stop "$dir" 2>/dev/null || true
 rm -rf "$dir"
