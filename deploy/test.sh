@@ -13,4 +13,9 @@ bash deploy/infra.sh start "$dir" --test
 # shellcheck disable=SC1091
 . "$dir/env"
 export RUST_LOG="${RUST_LOG:-warn}"
-cargo test --workspace --no-fail-fast -- --test-threads "${TEST_THREADS:-4}" "$@"
+status=0
+cargo test --workspace --no-fail-fast -- --test-threads "${TEST_THREADS:-4}" "$@" 2>&1 | tee "$dir/test.log" || status=$?
+# One closing line over every test binary (cargo prints one "test result" per binary).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;?$/) p += $i; if ($(i+1) ~ /^failed;?$/) f += $i } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$dir/test.log"
+exit "$status"
