@@ -49,7 +49,14 @@ fn load(path: &str) -> anyhow::Result<(Pairs, usize)> {
     let data: HashMap<String, Conversation> = serde_json::from_slice(&raw)?;
     let mut convs: Vec<(String, Conversation)> = data.into_iter().collect();
     // Order by first timestamp (ISO 8601 sorts as text), then id, for a deterministic import.
-    let first = |c: &Conversation| c.messages.iter().flatten().next().map(|m| m.timestamp.clone()).unwrap_or_default();
+    let first = |c: &Conversation| {
+        c.messages
+            .iter()
+            .flatten()
+            .next()
+            .map(|m| m.timestamp.clone())
+            .unwrap_or_default()
+    };
     convs.sort_by(|a, b| (first(&a.1), &a.0).cmp(&(first(&b.1), &b.0)));
     let mut pairs: Pairs = BTreeMap::new();
     let mut total = 0;
@@ -63,7 +70,11 @@ fn load(path: &str) -> anyhow::Result<(Pairs, usize)> {
         if senders.len() == 1 {
             senders.push(format!("chitchat-peer-{id}"));
         }
-        ensure!(senders.len() == 2, "conversation {id} has {} senders", senders.len());
+        ensure!(
+            senders.len() == 2,
+            "conversation {id} has {} senders",
+            senders.len()
+        );
         let key = if senders[0] < senders[1] {
             (senders[0].clone(), senders[1].clone())
         } else {
@@ -72,8 +83,13 @@ fn load(path: &str) -> anyhow::Result<(Pairs, usize)> {
         let list = pairs.entry(key).or_default();
         for (t, turn) in conv.messages.iter().enumerate() {
             for (i, m) in turn.iter().enumerate() {
-                let to = if m.sender == senders[0] { &senders[1] } else { &senders[0] };
-                let payload = serde_json::to_vec(&json!({"text": m.text, "timestamp": m.timestamp}))?;
+                let to = if m.sender == senders[0] {
+                    &senders[1]
+                } else {
+                    &senders[0]
+                };
+                let payload =
+                    serde_json::to_vec(&json!({"text": m.text, "timestamp": m.timestamp}))?;
                 list.push(Out {
                     from: m.sender.clone(),
                     to: to.clone(),
@@ -92,7 +108,9 @@ fn load(path: &str) -> anyhow::Result<(Pairs, usize)> {
 /// highest event_seq.
 async fn send_all(c: &Api, pairs: &Pairs, workers: usize) -> anyhow::Result<u64> {
     let lists: Vec<&Vec<Out>> = pairs.values().collect();
-    let shards: Vec<Vec<&Vec<Out>>> = (0..workers).map(|w| lists.iter().skip(w).step_by(workers).copied().collect()).collect();
+    let shards: Vec<Vec<&Vec<Out>>> = (0..workers)
+        .map(|w| lists.iter().skip(w).step_by(workers).copied().collect())
+        .collect();
     let results = futures::future::try_join_all(shards.into_iter().map(|shard| async move {
         let mut max_seq = 0u64;
         let mut pos = vec![0usize; shard.len()];
@@ -120,7 +138,12 @@ async fn send_all(c: &Api, pairs: &Pairs, workers: usize) -> anyhow::Result<u64>
     Ok(results.into_iter().max().unwrap_or(0))
 }
 
-async fn verify_pair(q: &Api, (low, high): &(String, String), list: &[Out], min: u64) -> anyhow::Result<usize> {
+async fn verify_pair(
+    q: &Api,
+    (low, high): &(String, String),
+    list: &[Out],
+    min: u64,
+) -> anyhow::Result<usize> {
     let mut after = 0u64;
     let mut got = 0usize;
     loop {
@@ -136,10 +159,22 @@ async fn verify_pair(q: &Api, (low, high): &(String, String), list: &[Out], min:
         for m in msgs {
             let expected = list.get(got).context("more messages than sent")?;
             let seq = m["message_seq"].as_u64().unwrap_or(0);
-            ensure!(seq == got as u64 + 1, "{low}/{high}: seq {seq} at position {got} (gap or reorder)");
-            ensure!(m["payload"] == expected.payload, "{low}/{high} seq {seq}: payload differs");
-            ensure!(m["from_uid"] == expected.from, "{low}/{high} seq {seq}: sender differs");
-            ensure!(m["client_msg_no"] == expected.client_msg_no, "{low}/{high} seq {seq}: client_msg_no differs");
+            ensure!(
+                seq == got as u64 + 1,
+                "{low}/{high}: seq {seq} at position {got} (gap or reorder)"
+            );
+            ensure!(
+                m["payload"] == expected.payload,
+                "{low}/{high} seq {seq}: payload differs"
+            );
+            ensure!(
+                m["from_uid"] == expected.from,
+                "{low}/{high} seq {seq}: sender differs"
+            );
+            ensure!(
+                m["client_msg_no"] == expected.client_msg_no,
+                "{low}/{high} seq {seq}: client_msg_no differs"
+            );
             got += 1;
             after = seq;
         }
@@ -147,7 +182,11 @@ async fn verify_pair(q: &Api, (low, high): &(String, String), list: &[Out], min:
             break;
         }
     }
-    ensure!(got == list.len(), "{low}/{high}: {got} of {} messages", list.len());
+    ensure!(
+        got == list.len(),
+        "{low}/{high}: {got} of {} messages",
+        list.len()
+    );
     Ok(got)
 }
 
@@ -157,18 +196,31 @@ fn expected_conversations(pairs: &Pairs) -> HashMap<&str, HashMap<&str, (u64, u6
     for ((low, high), list) in pairs {
         let n = list.len() as u64;
         for (me, peer) in [(low, high), (high, low)] {
-            let read = list.iter().rposition(|m| &m.from == me).map_or(0, |i| i as u64 + 1);
-            out.entry(me.as_str()).or_default().insert(peer.as_str(), (n, n - read));
+            let read = list
+                .iter()
+                .rposition(|m| &m.from == me)
+                .map_or(0, |i| i as u64 + 1);
+            out.entry(me.as_str())
+                .or_default()
+                .insert(peer.as_str(), (n, n - read));
         }
     }
     out
 }
 
-async fn verify_user(q: &Api, uid: &str, expected: &HashMap<&str, (u64, u64)>, min: u64) -> anyhow::Result<()> {
+async fn verify_user(
+    q: &Api,
+    uid: &str,
+    expected: &HashMap<&str, (u64, u64)>,
+    min: u64,
+) -> anyhow::Result<()> {
     let mut cursor: Option<String> = None;
     let mut seen = 0;
     loop {
-        let mut path = format!("/v1/users/{}/conversations?limit=100&min_event_seq={min}", enc(uid));
+        let mut path = format!(
+            "/v1/users/{}/conversations?limit=100&min_event_seq={min}",
+            enc(uid)
+        );
         if let Some(c) = &cursor {
             path.push_str(&format!("&cursor={}", enc(c)));
         }
@@ -176,9 +228,19 @@ async fn verify_user(q: &Api, uid: &str, expected: &HashMap<&str, (u64, u64)>, m
         ensure!(st == 200, "conversations of {uid}: {st} {page}");
         for c in page["conversations"].as_array().context("conversations")? {
             let peer = c["channel_id"].as_str().unwrap_or_default();
-            let (last, unread) = expected.get(peer).with_context(|| format!("{uid}: unexpected conversation with {peer}"))?;
-            ensure!(c["last_msg_seq"].as_u64() == Some(*last), "{uid}/{peer}: last_msg_seq {} ≠ {last}", c["last_msg_seq"]);
-            ensure!(c["unread"].as_u64() == Some(*unread), "{uid}/{peer}: unread {} ≠ {unread}", c["unread"]);
+            let (last, unread) = expected
+                .get(peer)
+                .with_context(|| format!("{uid}: unexpected conversation with {peer}"))?;
+            ensure!(
+                c["last_msg_seq"].as_u64() == Some(*last),
+                "{uid}/{peer}: last_msg_seq {} ≠ {last}",
+                c["last_msg_seq"]
+            );
+            ensure!(
+                c["unread"].as_u64() == Some(*unread),
+                "{uid}/{peer}: unread {} ≠ {unread}",
+                c["unread"]
+            );
             seen += 1;
         }
         match page["next_cursor"].as_str() {
@@ -186,7 +248,11 @@ async fn verify_user(q: &Api, uid: &str, expected: &HashMap<&str, (u64, u64)>, m
             None => break,
         }
     }
-    ensure!(seen == expected.len(), "{uid}: {seen} conversations, expected {}", expected.len());
+    ensure!(
+        seen == expected.len(),
+        "{uid}: {seen} conversations, expected {}",
+        expected.len()
+    );
     Ok(())
 }
 
@@ -197,7 +263,10 @@ async fn main() -> anyhow::Result<()> {
     let c = Api::new(&var("PARLEY_COMMAND_URL")?, &key);
     let q = Api::new(&var("PARLEY_QUERY_URL")?, &key);
     let (pairs, total) = load(&var("PARLEY_CHITCHAT_PATH")?)?;
-    println!("corpus: {total} messages in {} personal channels", pairs.len());
+    println!(
+        "corpus: {total} messages in {} personal channels",
+        pairs.len()
+    );
 
     let started = Instant::now();
     let max_seq = send_all(&c, &pairs, 4).await?;
@@ -210,13 +279,23 @@ async fn main() -> anyhow::Result<()> {
 
     let caught = Instant::now();
     loop {
-        let (st, _) = q.get(&format!("/v1/users/x/conversations?limit=1&min_event_seq={max_seq}")).await?;
+        let (st, _) = q
+            .get(&format!(
+                "/v1/users/x/conversations?limit=1&min_event_seq={max_seq}"
+            ))
+            .await?;
         if st == 200 {
             break;
         }
-        ensure!(caught.elapsed() < Duration::from_secs(600), "projections did not catch up in 10 min");
+        ensure!(
+            caught.elapsed() < Duration::from_secs(600),
+            "projections did not catch up in 10 min"
+        );
     }
-    println!("projections caught up {:.2} s after the last send was acknowledged", caught.elapsed().as_secs_f64());
+    println!(
+        "projections caught up {:.2} s after the last send was acknowledged",
+        caught.elapsed().as_secs_f64()
+    );
 
     let verify = Instant::now();
     let counts: Vec<anyhow::Result<usize>> = futures::stream::iter(pairs.iter())
