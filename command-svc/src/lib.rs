@@ -36,10 +36,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let _ = platform::telemetry::metrics();
-    let keys = platform::auth::ApiKeys::parse(&config.common.api_keys)?;
-    if keys.is_empty() {
-        tracing::warn!("PARLEY_API_KEYS is empty: every request will be 401");
-    }
+    let keys = platform::auth::ApiKeys::load(&config.common.api_keys)?;
     projector::migrate::run(&config.common.database_url).await?;
     let (nats, js) = platform::log::connect(
         &config.common.nats_url,
@@ -47,11 +44,13 @@ pub async fn serve(
         config.max_ack_inflight,
     )
     .await?;
-    platform::log::ensure_stream(&js, &config.common.stream, &config.common.subject_root).await?;
+    let stream =
+        platform::log::ensure_stream(&js, &config.common.stream, &config.common.subject_root)
+            .await?;
     let pool = platform::db::pool(&config.common.database_url, config.common.db_pool_size)?;
     let log = log::EventLog::new(
         js,
-        config.common.stream.clone(),
+        stream,
         events::subject::Subjects::new(config.common.subject_root.clone()),
         pool.clone(),
     );

@@ -121,11 +121,9 @@ impl Commands {
         key: &ChannelKey,
         cmd: Command,
     ) -> Result<Outcome, ServiceError> {
-        if guard.is_none() {
-            *guard = Some(self.log.load(tenant, key).await?);
-        }
-        let Some(state) = guard.as_mut() else {
-            unreachable!("loaded above")
+        let state = match guard {
+            Some(state) => state,
+            None => guard.insert(self.log.load(tenant, key).await?),
         };
         if let Command::Send {
             from,

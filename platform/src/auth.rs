@@ -56,6 +56,18 @@ impl ApiKeys {
         Ok(Self { by_digest })
     }
 
+    /// [`ApiKeys::parse`] for a service start-up: also warns when no key is configured.
+    ///
+    /// # Errors
+    /// As [`ApiKeys::parse`].
+    pub fn load(spec: &str) -> Result<Self, ApiKeysError> {
+        let keys = Self::parse(spec)?;
+        if keys.is_empty() {
+            tracing::warn!("PARLEY_API_KEYS is empty: every API request will be 401");
+        }
+        Ok(keys)
+    }
+
     /// The tenant of `key`, if it is configured.
     pub fn tenant(&self, key: &str) -> Option<TenantId> {
         self.by_digest.get(&digest(key)).cloned()

@@ -48,9 +48,6 @@ impl<T: Type> Payload for JsonBody<T> {
 fn json_error(path: String, err: &serde_json::Error) -> ApiError {
     use serde_json::error::Category;
     match err.classify() {
-        Category::Syntax | Category::Eof if path == "." || path.is_empty() => {
-            ApiError::bad_request("INVALID_JSON", format!("malformed JSON: {err}"))
-        }
         Category::Io | Category::Syntax | Category::Eof => {
             ApiError::bad_request("INVALID_JSON", format!("malformed JSON: {err}"))
         }

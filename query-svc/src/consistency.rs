@@ -14,42 +14,7 @@ use tokio::time::Instant;
 /// How often a waiting request re-reads the checkpoints.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(5);
 
-/// A projection of the read models, named as in `projection_checkpoints.projection`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Projection {
-    /// `messages`: channel history.
-    Messages,
-    /// `channels`: channel state and group members.
-    Channels,
-    /// `conversations`: per-user conversation lists.
-    Conversations,
-}
-
-impl Projection {
-    /// Every projection this service reads.
-    pub const ALL: [Projection; 3] = [
-        Projection::Messages,
-        Projection::Channels,
-        Projection::Conversations,
-    ];
-
-    /// The name in `projection_checkpoints`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Projection::Messages => "messages",
-            Projection::Channels => "channels",
-            Projection::Conversations => "conversations",
-        }
-    }
-
-    fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|p| p.name() == name)
-    }
-
-    fn index(self) -> usize {
-        self as usize
-    }
-}
+pub use projector::Projection;
 
 /// The highest checkpoint seen per projection (they only grow).
 #[derive(Debug, Default)]

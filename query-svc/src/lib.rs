@@ -49,10 +49,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     // Install the Prometheus recorder before the first request is counted.
     let _ = platform::telemetry::metrics();
-    let keys = ApiKeys::parse(&config.common.api_keys)?;
-    if keys.is_empty() {
-        tracing::warn!("PARLEY_API_KEYS is empty: every API request will be 401");
-    }
+    let keys = ApiKeys::load(&config.common.api_keys)?;
     let pool = platform::db::pool(&config.common.database_url, config.common.db_pool_size)
         .context("building the Postgres pool")?;
     let (nats, jetstream) = platform::log::connect(

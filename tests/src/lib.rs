@@ -59,6 +59,26 @@ impl Drop for Running {
     }
 }
 
+/// Binds a free port, starts `serve(acceptor, stop)` on it and waits until `/health` answers.
+async fn spawn_http<F, Fut>(serve: F) -> anyhow::Result<Running>
+where
+    F: FnOnce(poem::listener::TcpAcceptor, futures::future::BoxFuture<'static, ()>) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let (acceptor, addr) = platform::http::bind("127.0.0.1:0").await?;
+    let (tx, rx) = oneshot::channel::<()>();
+    let stop = Box::pin(async move {
+        let _ = rx.await;
+    });
+    let mut r = Running {
+        addr,
+        stop: Some(tx),
+        task: Some(tokio::spawn(serve(acceptor, stop))),
+    };
+    r.wait_healthy().await?;
+    Ok(r)
+}
+
 /// Settings of one isolated environment.
 #[derive(Clone)]
 pub struct TestEnv {
@@ -134,18 +154,7 @@ impl TestEnv {
             cache_channels: 100_000,
             max_ack_inflight: 20_000,
         };
-        let (acceptor, addr) = platform::http::bind("127.0.0.1:0").await?;
-        let (tx, rx) = oneshot::channel();
-        let task = tokio::spawn(command_svc::serve(config, acceptor, async move {
-            let _ = rx.await;
-        }));
-        let mut r = Running {
-            addr,
-            stop: Some(tx),
-            task: Some(task),
-        };
-        r.wait_healthy().await?;
-        Ok(r)
+        spawn_http(|acceptor, stop| command_svc::serve(config, acceptor, stop)).await
     }
 
     /// Starts a query service on a free port.
@@ -159,18 +168,7 @@ impl TestEnv {
             consistency_wait: Duration::from_millis(3000),
             ready_max_lag: 1_000_000,
         };
-        let (acceptor, addr) = platform::http::bind("127.0.0.1:0").await?;
-        let (tx, rx) = oneshot::channel();
-        let task = tokio::spawn(query_svc::serve(config, acceptor, async move {
-            let _ = rx.await;
-        }));
-        let mut r = Running {
-            addr,
-            stop: Some(tx),
-            task: Some(task),
-        };
-        r.wait_healthy().await?;
-        Ok(r)
+        spawn_http(|acceptor, stop| query_svc::serve(config, acceptor, stop)).await
     }
 
     /// Starts the projector (all projections).

@@ -310,8 +310,7 @@ mod tests {
             id: ChannelId::parse("g").unwrap(),
         }
     }
-    fn given(key: &ChannelKey, events: &[Event]) -> ChannelState {
-        let _ = key;
+    fn given(events: &[Event]) -> ChannelState {
         events
             .iter()
             .enumerate()
@@ -355,7 +354,7 @@ mod tests {
             panic!()
         };
         assert_eq!(m.message_seq, 1);
-        let state = given(&key, &first);
+        let state = given(&first);
         let second = appended(decide(&state, &key, send("b", None, "aGk=")));
         let Event::MessageSent(m) = &second[0] else {
             panic!()
@@ -379,7 +378,7 @@ mod tests {
             decide(&ChannelState::default(), &key, send("a", None, "aGk=")),
             Err(DomainError::ChannelNotFound)
         );
-        let state = given(&key, &[created(&["a", "b", "a"])]);
+        let state = given(&[created(&["a", "b", "a"])]);
         assert_eq!(
             decide(&state, &key, send("c", None, "aGk=")),
             Err(DomainError::NotAMember("c".into()))
@@ -426,29 +425,23 @@ mod tests {
             decide(&state, &key, Command::RemoveMember { uid: uid("z") }),
             Err(DomainError::MemberNotFound("z".into()))
         );
-        let removed = given(
-            &key,
-            &[
-                created(&["a", "b"]),
-                Event::MemberRemoved(MemberRemoved {
-                    channel_id: ChannelId::parse("g").unwrap(),
-                    uid: uid("a"),
-                }),
-            ],
-        );
+        let removed = given(&[
+            created(&["a", "b"]),
+            Event::MemberRemoved(MemberRemoved {
+                channel_id: ChannelId::parse("g").unwrap(),
+                uid: uid("a"),
+            }),
+        ]);
         assert_eq!(
             decide(&removed, &key, send("a", None, "aGk=")),
             Err(DomainError::NotAMember("a".into()))
         );
-        let gone = given(
-            &key,
-            &[
-                created(&["a"]),
-                Event::GroupDisbanded(GroupDisbanded {
-                    channel_id: ChannelId::parse("g").unwrap(),
-                }),
-            ],
-        );
+        let gone = given(&[
+            created(&["a"]),
+            Event::GroupDisbanded(GroupDisbanded {
+                channel_id: ChannelId::parse("g").unwrap(),
+            }),
+        ]);
         assert_eq!(
             decide(&gone, &key, send("a", None, "aGk=")),
             Err(DomainError::ChannelNotFound)
@@ -477,7 +470,7 @@ mod tests {
         let Event::MessageSent(m) = &first[0] else {
             panic!()
         };
-        let state = given(&key, &first);
+        let state = given(&first);
         match decide(&state, &key, send("a", Some("k"), "aGk=")) {
             Ok(Decision::Duplicate(r)) => assert_eq!(
                 (r.message_id.as_str(), r.message_seq),
@@ -510,14 +503,11 @@ mod tests {
             ),
             Err(DomainError::ConversationNotFound)
         );
-        let state = given(
+        let state = given(&appended(decide(
+            &ChannelState::default(),
             &key,
-            &appended(decide(
-                &ChannelState::default(),
-                &key,
-                send("a", None, "aGk="),
-            )),
-        );
+            send("a", None, "aGk="),
+        )));
         let ev = appended(decide(
             &state,
             &key,

@@ -41,7 +41,7 @@ pub enum LogError {
 #[derive(Clone)]
 pub struct EventLog {
     js: jetstream::Context,
-    stream: String,
+    stream: jetstream::stream::Stream,
     subjects: Subjects,
     pool: deadpool_postgres::Pool,
 }
@@ -68,10 +68,11 @@ const LOOKUP_KEY: &str = "SELECT message_id::text, message_seq, payload_sha256, 
      WHERE tenant = $1 AND channel_type = $2 AND channel_key = $3 AND from_uid = $4 AND client_msg_no = $5";
 
 impl EventLog {
-    /// A log on `stream` with subjects under `subjects`, snapshots from `pool`.
+    /// A log on `stream` (as returned by `platform::log::ensure_stream`) with subjects under
+    /// `subjects`, snapshots from `pool`.
     pub fn new(
         js: jetstream::Context,
-        stream: String,
+        stream: jetstream::stream::Stream,
         subjects: Subjects,
         pool: deadpool_postgres::Pool,
     ) -> Self {
@@ -145,20 +146,10 @@ impl EventLog {
         tenant: &TenantId,
         key: &ChannelKey,
     ) -> Result<ChannelState, LogError> {
-        let client = self
-            .pool
-            .get()
-            .await
-            .map_err(|e| LogError::Snapshot(e.to_string()))?;
         let (ct, k) = projector::core::channel_columns(key);
-        let stmt = client
-            .prepare_cached(SNAPSHOT)
-            .await
-            .map_err(|e| LogError::Snapshot(e.to_string()))?;
-        let row = client
-            .query_opt(&stmt, &[&tenant.as_str(), &ct, &k])
-            .await
-            .map_err(|e| LogError::Snapshot(e.to_string()))?;
+        let row = self
+            .read_row(SNAPSHOT, &[&tenant.as_str(), &ct, &k])
+            .await?;
         Ok(match row {
             None => ChannelState::default(),
             Some(r) => ChannelState {
@@ -183,11 +174,7 @@ impl EventLog {
         key: &ChannelKey,
     ) -> Result<(), LogError> {
         let subject = self.subjects.channel(tenant, key);
-        let stream = self
-            .js
-            .get_stream(&self.stream)
-            .await
-            .map_err(|e| LogError::Log(e.to_string()))?;
+        let stream = &self.stream;
         let head = match stream.get_last_raw_message_by_subject(&subject).await {
             Ok(m) => m.sequence,
             Err(e) if e.kind() == jetstream::stream::LastRawMessageErrorKind::NoMessageFound => 0,
@@ -257,23 +244,13 @@ impl EventLog {
         from_uid: &str,
         client_msg_no: &str,
     ) -> Result<Option<KeyRecord>, LogError> {
-        let client = self
-            .pool
-            .get()
-            .await
-            .map_err(|e| LogError::Snapshot(e.to_string()))?;
         let (ct, k) = projector::core::channel_columns(key);
-        let stmt = client
-            .prepare_cached(LOOKUP_KEY)
-            .await
-            .map_err(|e| LogError::Snapshot(e.to_string()))?;
-        let row = client
-            .query_opt(
-                &stmt,
+        let row = self
+            .read_row(
+                LOOKUP_KEY,
                 &[&tenant.as_str(), &ct, &k, &from_uid, &client_msg_no],
             )
-            .await
-            .map_err(|e| LogError::Snapshot(e.to_string()))?;
+            .await?;
         Ok(row.map(|r| KeyRecord {
             message_id: r.get(0),
             message_seq: r.get::<_, i64>(1) as u64,
@@ -283,8 +260,21 @@ impl EventLog {
         }))
     }
 
-    /// The JetStream context.
-    pub fn jetstream(&self) -> &jetstream::Context {
-        &self.js
+    /// At most one row of `sql` from the snapshot store.
+    async fn read_row(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Option<tokio_postgres::Row>, LogError> {
+        let snapshot_err = |e: &dyn std::fmt::Display| LogError::Snapshot(e.to_string());
+        let client = self.pool.get().await.map_err(|e| snapshot_err(&e))?;
+        let stmt = client
+            .prepare_cached(sql)
+            .await
+            .map_err(|e| snapshot_err(&e))?;
+        client
+            .query_opt(&stmt, params)
+            .await
+            .map_err(|e| snapshot_err(&e))
     }
 }

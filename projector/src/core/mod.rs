@@ -50,6 +50,11 @@ impl Projection {
         }
     }
 
+    /// Position in [`Projection::ALL`] (0, 1, 2): an index for per-projection arrays.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     /// Inverse of [`Projection::name`].
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|p| p.name() == name)

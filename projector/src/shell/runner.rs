@@ -8,7 +8,7 @@
 //! decoded or applied is parked in `parked_events` (policy: park and go on), counted in
 //! `projector_parked_events_total`, and logged: never acked-and-forgotten.
 
-use crate::core::{self, channels, conversations, messages, Projection, Record};
+use crate::core::{channels, conversations, messages, Projection, Record};
 use crate::shell::{checkpoint, writer};
 use crate::Config;
 use async_nats::jetstream::{self, consumer};
@@ -248,9 +248,4 @@ async fn apply(
             writer::apply_conversations(tx, &conversations::plan(records)).await
         }
     }
-}
-
-/// The read-model names, for status output.
-pub fn names() -> Vec<&'static str> {
-    core::Projection::ALL.iter().map(|p| p.name()).collect()
 }

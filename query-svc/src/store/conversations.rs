@@ -9,8 +9,10 @@ use crate::paging::ConversationCursor;
 use deadpool_postgres::Pool;
 use tokio_postgres::Row;
 
-/// First page of `$2`'s conversations, `$3` rows.
-const FIRST_PAGE: &str = "\
+/// The list's columns and the LATERAL join to each conversation's last message, for `$2`.
+macro_rules! select_conversations {
+    () => {
+        "\
 SELECT c.channel_type, c.channel_key, c.channel_id, c.last_msg_seq, c.read_seq, c.updated_at,
        lm.message_id, lm.message_seq, lm.client_msg_no, lm.from_uid, lm.payload, lm.sent_at
 FROM conversations c
@@ -22,26 +24,25 @@ LEFT JOIN LATERAL (
       AND m.channel_key = c.channel_key AND m.message_seq = c.last_msg_seq
 ) lm ON true
 WHERE c.tenant = $1 AND c.uid = $2
-ORDER BY c.updated_at DESC, c.channel_type DESC, c.channel_key DESC
-LIMIT $3";
+"
+    };
+}
+
+/// First page of `$2`'s conversations, `$3` rows.
+const FIRST_PAGE: &str = concat!(
+    select_conversations!(),
+    "ORDER BY c.updated_at DESC, c.channel_type DESC, c.channel_key DESC
+LIMIT $3"
+);
 
 /// Page of `$2`'s conversations after the cursor `($3, $4, $5)`, `$6` rows.
-const NEXT_PAGE: &str = "\
-SELECT c.channel_type, c.channel_key, c.channel_id, c.last_msg_seq, c.read_seq, c.updated_at,
-       lm.message_id, lm.message_seq, lm.client_msg_no, lm.from_uid, lm.payload, lm.sent_at
-FROM conversations c
-LEFT JOIN LATERAL (
-    SELECT m.message_id::text AS message_id, m.message_seq, m.client_msg_no, m.from_uid,
-           m.payload, m.sent_at
-    FROM messages m
-    WHERE m.tenant = c.tenant AND m.channel_type = c.channel_type
-      AND m.channel_key = c.channel_key AND m.message_seq = c.last_msg_seq
-) lm ON true
-WHERE c.tenant = $1 AND c.uid = $2
-  AND c.updated_at <= $3
+const NEXT_PAGE: &str = concat!(
+    select_conversations!(),
+    "  AND c.updated_at <= $3
   AND (c.updated_at, c.channel_type, c.channel_key) < ($3, $4, $5)
 ORDER BY c.updated_at DESC, c.channel_type DESC, c.channel_key DESC
-LIMIT $6";
+LIMIT $6"
+);
 
 /// One row of the list.
 #[derive(Debug, Clone)]
