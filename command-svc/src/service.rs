@@ -132,7 +132,8 @@ impl Commands {
         } = &cmd
         {
             let id = (from.to_string(), no.clone());
-            if !state.keys.contains_key(&id) {
+            // Only keys of messages that came with the snapshot can be missing from memory.
+            if state.snapshot_msg_seq > 0 && !state.keys.contains_key(&id) {
                 if let Some(rec) = self.log.lookup_key(tenant, key, from.as_str(), no).await? {
                     state.keys.insert(id, rec);
                 }

@@ -23,6 +23,16 @@ mod store;
 
 pub use config::Config;
 
+/// The read queries exactly as the service issues them, so `make bench` can time the same SQL
+/// issued directly as the S3/S4 baseline.
+pub mod raw_sql {
+    /// First page of a conversation list: `$1` tenant, `$2` uid, `$3` rows.
+    pub use crate::store::conversations::FIRST_PAGE;
+    /// Newest-first history page: `$1` tenant, `$2` channel_type (i16), `$3` channel_key,
+    /// `$4` exclusive upper `message_seq` bound (`i64::MAX` for the newest page), `$5` rows.
+    pub use crate::store::messages::HISTORY_BACKWARD;
+}
+
 use anyhow::Context as _;
 use consistency::Checkpoints;
 use platform::auth::ApiKeys;

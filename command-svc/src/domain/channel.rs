@@ -39,6 +39,11 @@ pub struct ChannelState {
     /// Idempotency keys `(from_uid, client_msg_no)` known in memory (those not yet in, or
     /// looked up from, the `message_keys` read model).
     pub keys: HashMap<(String, String), KeyRecord>,
+    /// Messages up to this `message_seq` came in with the snapshot, so their idempotency keys
+    /// are in the `message_keys` read model (same projection and transaction as the snapshot),
+    /// not necessarily in `keys`; every later message's key is in `keys`. 0 = `keys` is
+    /// complete and a key missing from it was never used.
+    pub snapshot_msg_seq: u64,
 }
 
 /// A command on a channel.

@@ -159,6 +159,7 @@ impl EventLog {
                 last_event_seq: r.get::<_, i64>(2) as u64,
                 members: r.get::<_, Vec<String>>(3).into_iter().collect(),
                 keys: Default::default(),
+                snapshot_msg_seq: r.get::<_, i64>(1) as u64,
             },
         })
     }

@@ -29,7 +29,7 @@ WHERE c.tenant = $1 AND c.uid = $2
 }
 
 /// First page of `$2`'s conversations, `$3` rows.
-const FIRST_PAGE: &str = concat!(
+pub const FIRST_PAGE: &str = concat!(
     select_conversations!(),
     "ORDER BY c.updated_at DESC, c.channel_type DESC, c.channel_key DESC
 LIMIT $3"

@@ -15,7 +15,7 @@ ORDER BY message_seq ASC
 LIMIT $6";
 
 /// Descending page before `$4`, `$5` rows.
-const HISTORY_BACKWARD: &str = "\
+pub const HISTORY_BACKWARD: &str = "\
 SELECT message_id::text AS message_id, message_seq, client_msg_no, from_uid, payload, sent_at
 FROM messages
 WHERE tenant = $1 AND channel_type = $2 AND channel_key = $3

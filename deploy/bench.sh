@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# `make bench`: release build, fresh NATS + Postgres (in .run/bench, durable settings: fsync
+# on), then the `bench` binary runs S1, S5, S3 and S4, each beside its in-run baseline, and
+# prints the Markdown table (also saved to .run/bench/report.md).
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+bash deploy/setup.sh
+cargo build --release --bins -p command-svc -p query-svc -p projector -p parley-tests
+dir="$root/.run/bench"
+bash deploy/infra.sh stop "$dir" 2>/dev/null || true
+rm -rf "$dir"
+mkdir -p "$dir"
+chmod 755 "$root/.run" "$dir"
+bash deploy/infra.sh start "$dir" --bench
+trap 'bash deploy/infra.sh stop "$dir" || true' EXIT
+# shellcheck disable=SC1091
+. "$dir/env"
+export RUST_LOG="${RUST_LOG:-warn}"
+target/release/bench | tee "$dir/report.md"

@@ -1,0 +1,213 @@
+//! S1: `POST /v1/messages` with 256-byte payloads, 64 connections over 1,000 personal
+//! channels, against the bare publish handler driven the same way. Two alternating rounds
+//! each (baseline, Parley, baseline, Parley) so drift on the shared machine hits both; then
+//! one more Parley run with the projector running beside it. Finally the projector's history
+//! is checked: every accepted send is there once, and every channel is gap-free.
+
+use crate::catchup::wait_caught_up;
+use crate::driver::{drive, http_clients, Op, Stats};
+use crate::procs::{Bench, API_KEY};
+use crate::report::{Report, Row};
+use anyhow::ensure;
+use base64::Engine;
+use rand::{Rng, RngCore};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Concurrent connections.
+const CONNECTIONS: usize = 64;
+/// Personal channels the sends spread over.
+const CHANNELS: usize = 1_000;
+/// Decoded payload size, bytes.
+const PAYLOAD_BYTES: usize = 256;
+/// Alternating rounds per system.
+const ROUNDS: usize = 2;
+
+/// Runs S1 and adds its rows.
+///
+/// # Errors
+/// A service fails to start, or the history check fails.
+pub async fn run(bench: &Bench, report: &mut Report) -> anyhow::Result<()> {
+    println!("S1: send path vs bare JetStream publish handler");
+    let db = bench.create_db("bench_s1").await?;
+    let env = bench.service_env(&db, "BENCH_S1", "bench_s1");
+    bench.run_once("projector", &["migrate"], &env).await?;
+    let raw_env = bench.service_env(&db, "BENCH_RAW", "bench_raw");
+    let baseline = bench
+        .spawn(
+            "bench",
+            &["baseline-server"],
+            &raw_env,
+            "BENCH_BASELINE_LISTEN",
+        )
+        .await?;
+    let command = bench
+        .spawn("command-svc", &[], &env, "PARLEY_COMMAND_LISTEN")
+        .await?;
+
+    let bodies = Arc::new(Bodies::new());
+    let (mut base_stats, mut cmd_stats): (Option<Stats>, Option<Stats>) = (None, None);
+    let mut accepted = 0u64;
+    for round in 1..=ROUNDS {
+        let b = drive(
+            CONNECTIONS,
+            bench.warmup,
+            bench.measure,
+            send_op(&baseline.base, &bodies),
+        )
+        .await;
+        println!("  round {round} baseline: {}", b.line());
+        let c = drive(
+            CONNECTIONS,
+            bench.warmup,
+            bench.measure,
+            send_op(&command.base, &bodies),
+        )
+        .await;
+        println!("  round {round} parley:   {}", c.line());
+        accepted += c.ok_total;
+        base_stats = Some(match base_stats {
+            Some(s) => s.merge(b),
+            None => b,
+        });
+        cmd_stats = Some(match cmd_stats {
+            Some(s) => s.merge(c),
+            None => c,
+        });
+    }
+    let (b, c) = (base_stats.expect("rounds"), cmd_stats.expect("rounds"));
+    let ratio = c.rate() / b.rate();
+    report.add(Row {
+        id: "S1".into(),
+        what: format!("send, {CONNECTIONS} conns, {CHANNELS} channels, {PAYLOAD_BYTES}-B payloads"),
+        parley: stats_cell(&c),
+        baseline: format!("bare publish handler: {}", stats_cell(&b)),
+        ratio: format!("{:.0}% of rate", ratio * 100.0),
+        target: "≥ 50% of rate, p99 ≤ 10 ms".into(),
+        met: ratio >= 0.5 && c.pct_ms(0.99) <= 10.0 && c.errors == 0,
+    });
+
+    println!("  projector catching up on {accepted} sends before the run with it alongside…");
+    let projector = bench
+        .spawn("projector", &[], &env, "PARLEY_PROJECTOR_LISTEN")
+        .await?;
+    wait_caught_up(&db, &bench.nats_url, "BENCH_S1").await?;
+    let p = drive(
+        CONNECTIONS,
+        bench.warmup,
+        bench.measure,
+        send_op(&command.base, &bodies),
+    )
+    .await;
+    println!("  parley with projector running: {}", p.line());
+    accepted += p.ok_total;
+    let p_ratio = p.rate() / b.rate();
+    report.add(Row {
+        id: "S1p".into(),
+        what: "S1 with the projector running on the same 2 cores".into(),
+        parley: stats_cell(&p),
+        baseline: "bare publish handler (above)".into(),
+        ratio: format!("{:.0}% of rate", p_ratio * 100.0),
+        target: "(informative)".into(),
+        met: p.errors == 0,
+    });
+    wait_caught_up(&db, &bench.nats_url, "BENCH_S1").await?;
+    verify_history(&db, accepted).await?;
+    println!("  verified: {accepted} accepted sends, each once in history, every channel gap-free");
+    projector.stop().await;
+    command.stop().await;
+    baseline.stop().await;
+    Ok(())
+}
+
+/// `rate, p50/p99` for a table cell.
+pub fn stats_cell(s: &Stats) -> String {
+    format!(
+        "{:.0}/s, p50 {:.2} ms, p99 {:.2} ms",
+        s.rate(),
+        s.pct_ms(0.50),
+        s.pct_ms(0.99)
+    )
+}
+
+/// Pre-encoded request parts, so the driver spends no time on base64 or randomness.
+struct Bodies {
+    payloads: Vec<String>,
+    next_no: AtomicU64,
+}
+
+impl Bodies {
+    fn new() -> Self {
+        let mut rng = rand::thread_rng();
+        let payloads = (0..CHANNELS)
+            .map(|_| {
+                let mut buf = vec![0u8; PAYLOAD_BYTES];
+                rng.fill_bytes(&mut buf);
+                base64::engine::general_purpose::STANDARD.encode(buf)
+            })
+            .collect();
+        Self {
+            payloads,
+            next_no: AtomicU64::new(0),
+        }
+    }
+
+    /// A send on a random channel from a random side, with a fresh `client_msg_no`.
+    fn body(&self) -> String {
+        let mut rng = rand::thread_rng();
+        let c = rng.gen_range(0..CHANNELS);
+        let (from, to) = if rng.gen_bool(0.5) {
+            (format!("s1-a{c}"), format!("s1-b{c}"))
+        } else {
+            (format!("s1-b{c}"), format!("s1-a{c}"))
+        };
+        let no = self.next_no.fetch_add(1, Ordering::Relaxed);
+        format!(
+            r#"{{"channel_id":"{to}","channel_type":1,"from_uid":"{from}","payload":"{}","client_msg_no":"b{no}"}}"#,
+            self.payloads[c]
+        )
+    }
+}
+
+/// `POST {base}/v1/messages` with a fresh body, one client (connection) per worker.
+fn send_op(base: &str, bodies: &Arc<Bodies>) -> Op {
+    let clients = Arc::new(http_clients(CONNECTIONS));
+    let url = format!("{base}/v1/messages");
+    let bodies = bodies.clone();
+    Arc::new(move |w| {
+        let req = clients[w]
+            .post(&url)
+            .bearer_auth(API_KEY)
+            .header("content-type", "application/json")
+            .body(bodies.body());
+        Box::pin(async move {
+            match req.send().await {
+                Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
+                Err(_) => false,
+            }
+        })
+    })
+}
+
+/// Every accepted send is in history once, and each channel's seqs are exactly 1..=n.
+async fn verify_history(db: &str, accepted: u64) -> anyhow::Result<()> {
+    let (client, conn) = tokio_postgres::connect(db, tokio_postgres::NoTls).await?;
+    tokio::spawn(conn);
+    let row = client
+        .query_one(
+            "SELECT count(*), count(DISTINCT (channel_key, message_seq)), \
+             (SELECT count(*) FROM (SELECT channel_key FROM messages GROUP BY channel_key \
+               HAVING count(*) <> max(message_seq) OR min(message_seq) <> 1) gaps) \
+             FROM messages",
+            &[],
+        )
+        .await?;
+    let (n, distinct, gappy): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+    ensure!(
+        n as u64 == accepted,
+        "history holds {n} messages, {accepted} sends were accepted"
+    );
+    ensure!(n == distinct, "duplicate (channel, message_seq) in history");
+    ensure!(gappy == 0, "{gappy} channels have gaps");
+    Ok(())
+}
