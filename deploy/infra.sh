@@ -39,7 +39,7 @@ start() {
     mkdir -p "$dir/pg"
     chown postgres:postgres "$dir/pg"
     chmod 700 "$dir/pg"
-    as_pg "$PG_BIN/initdb" -D "$dir/pg" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
+    as_pg "$PG_BIN/initdb" -D "$dir/pg" -U postgres --auth=trust -E UTF8 --locale=C >/dev/null
   fi
   chown postgres:postgres "$dir" "$dir/pg"
   local extra=""

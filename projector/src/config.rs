@@ -11,7 +11,7 @@ pub struct Config {
     /// `PARLEY_PROJECTOR_LISTEN`: address of `/health`, `/ready` and `/metrics`,
     /// default `127.0.0.1:5003`.
     pub listen: String,
-    /// `PARLEY_PROJECTOR_BATCH`: most events per transaction, default 2000.
+    /// `PARLEY_PROJECTOR_BATCH`: most events per transaction, default 5000 (at most 20,000).
     pub batch_size: usize,
     /// `PARLEY_PROJECTIONS`: comma-separated projections to run, default all
     /// (`messages,channels,conversations`).
@@ -40,7 +40,7 @@ impl Config {
         Ok(Self {
             common: Common::load(src)?,
             listen: src.string("projector_listen", "127.0.0.1:5003"),
-            batch_size: src.parse("projector_batch", 2000usize)?.clamp(1, 10_000),
+            batch_size: src.parse("projector_batch", 5000usize)?.clamp(1, 20_000),
             projections,
         })
     }

@@ -2,6 +2,11 @@
 //!
 //! It doubles as the command service's snapshot: a `channels` row states the channel as of
 //! `last_event_seq`, the stream sequence of the last event on the channel's subject.
+//!
+//! Planning: a batch becomes its group lifecycle steps in log order, then one
+//! [`Step::Messages`] with the batch's heads and keys. That is equivalent to log order because
+//! lifecycle writes and head writes touch different columns except `last_event_seq` and
+//! `updated_at`, which both write with `GREATEST`; a group's creation still comes first.
 
 use super::{channel_columns, Record};
 use events::event::*;
@@ -182,7 +187,7 @@ impl Run {
     }
 }
 
-/// The steps for a batch, in log order.
+/// The steps for a batch: lifecycle steps in log order, then the coalesced messages.
 pub fn plan(batch: &[Record]) -> Vec<Step> {
     let mut steps = Vec::new();
     let mut run = Run::default();
@@ -225,7 +230,6 @@ pub fn plan(batch: &[Record]) -> Vec<Step> {
                 at,
             },
         };
-        run.flush(&mut steps);
         steps.push(step);
     }
     run.flush(&mut steps);
@@ -257,7 +261,7 @@ mod tests {
     }
 
     #[test]
-    fn lifecycle_events_split_runs_and_keep_order() {
+    fn lifecycle_steps_come_first_in_order_then_one_run() {
         let batch = vec![
             group_created(1, "g", &["a", "b"]),
             group_msg(2, "g", "a", 1),
@@ -266,9 +270,11 @@ mod tests {
         ];
         let steps = plan(&batch);
         assert!(matches!(steps[0], Step::Created { .. }));
-        assert!(matches!(steps[1], Step::Messages { .. }));
-        assert!(matches!(steps[2], Step::Added { .. }));
-        assert!(matches!(steps[3], Step::Messages { .. }));
-        assert_eq!(steps.len(), 4);
+        assert!(matches!(steps[1], Step::Added { .. }));
+        let Step::Messages { heads, .. } = &steps[2] else {
+            panic!("{steps:?}")
+        };
+        assert_eq!((heads[0].last_msg_seq, heads[0].last_event_seq), (2, 4));
+        assert_eq!(steps.len(), 3);
     }
 }

@@ -29,7 +29,7 @@ pub enum Projection {
     /// `message_keys`.
     Channels,
     /// Per-user conversation lists and read positions: `conversations`,
-    /// `conversation_channels`.
+    /// `conversation_channels` (group heads).
     Conversations,
 }
 

@@ -149,10 +149,10 @@ async fn consume(p: Projection, ctx: &Context) -> anyhow::Result<()> {
         .expires(Duration::from_secs(30))
         .messages()
         .await?;
-    let mut chunks = messages.ready_chunks(ctx.batch_size);
+    let mut messages = std::pin::pin!(messages);
     tracing::info!(projection = p.name(), checkpoint, "projection consuming");
     metrics::gauge!("projector_checkpoint", "projection" => p.name()).set(checkpoint as f64);
-    while let Some(chunk) = chunks.next().await {
+    while let Some(chunk) = next_batch(&mut messages, ctx.batch_size).await {
         let started = Instant::now();
         let mut records = Vec::with_capacity(chunk.len());
         let mut parked = Vec::new();
@@ -213,6 +213,13 @@ async fn consume(p: Projection, ctx: &Context) -> anyhow::Result<()> {
                 .increment(parked.len() as u64);
             metrics::histogram!("projector_batch_duration_seconds", "projection" => p.name())
                 .record(started.elapsed().as_secs_f64());
+            tracing::debug!(
+                projection = p.name(),
+                event.seq = last_seq,
+                batch.events = applied,
+                batch.ms = started.elapsed().as_millis() as u64,
+                "batch committed"
+            );
             metrics::gauge!("projector_checkpoint", "projection" => p.name())
                 .set(checkpoint as f64);
         }
@@ -221,6 +228,35 @@ async fn consume(p: Projection, ctx: &Context) -> anyhow::Result<()> {
         metrics::gauge!("projector_lag_events", "projection" => p.name()).set(pending as f64);
     }
     anyhow::bail!("consumer stream ended")
+}
+
+/// Waits for one record, then takes every record already delivered, up to `max`.
+///
+/// `ready_chunks` would stop at tokio's cooperative budget (128 polls per task turn) with
+/// thousands of records waiting, so an apparently empty stream gets one `yield_now` (which
+/// renews the budget) before the batch is closed.
+async fn next_batch<S, T>(messages: &mut std::pin::Pin<&mut S>, max: usize) -> Option<Vec<T>>
+where
+    S: futures::Stream<Item = T>,
+{
+    use futures::FutureExt;
+    let mut batch = vec![messages.next().await?];
+    let mut yielded = false;
+    while batch.len() < max {
+        match messages.next().now_or_never() {
+            Some(Some(item)) => {
+                batch.push(item);
+                yielded = false;
+            }
+            Some(None) => break,
+            None if yielded => break,
+            None => {
+                tokio::task::yield_now().await;
+                yielded = true;
+            }
+        }
+    }
+    Some(batch)
 }
 
 /// Plans and writes one batch of `p` inside `tx`; records the pure core rejects join `parked`.

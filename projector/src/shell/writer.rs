@@ -66,7 +66,8 @@ const UPSERT_HEADS: &str = "INSERT INTO channels AS c (tenant, channel_type, cha
        AS v(t, ct, k, s, m, e, u) \
      ON CONFLICT (tenant, channel_type, channel_key) DO UPDATE SET \
        last_msg_seq = EXCLUDED.last_msg_seq, last_message_id = EXCLUDED.last_message_id, \
-       last_event_seq = EXCLUDED.last_event_seq, updated_at = EXCLUDED.updated_at";
+       last_event_seq = GREATEST(c.last_event_seq, EXCLUDED.last_event_seq), \
+       updated_at = GREATEST(c.updated_at, EXCLUDED.updated_at)";
 
 const INSERT_KEYS: &str = "INSERT INTO message_keys (tenant, channel_type, channel_key, from_uid, client_msg_no, \
      message_id, message_seq, payload_sha256, sent_at, event_seq) \
@@ -76,7 +77,8 @@ const INSERT_KEYS: &str = "INSERT INTO message_keys (tenant, channel_type, chann
 const CREATE_GROUP: &str = "INSERT INTO channels (tenant, channel_type, channel_key, name, last_event_seq, \
      member_count, created_at, updated_at) VALUES ($1, 2, $2, $3, $4, 0, $5, $5) \
      ON CONFLICT (tenant, channel_type, channel_key) DO UPDATE SET name = EXCLUDED.name, \
-       disbanded = false, last_event_seq = EXCLUDED.last_event_seq, updated_at = EXCLUDED.updated_at";
+       disbanded = false, last_event_seq = GREATEST(channels.last_event_seq, EXCLUDED.last_event_seq), \
+       updated_at = GREATEST(channels.updated_at, EXCLUDED.updated_at)";
 
 const ADD_MEMBERS: &str = "INSERT INTO channel_members (tenant, channel_key, uid, joined_at) \
      SELECT $1, $2, u, $4 FROM unnest($3::text[]) AS u ON CONFLICT DO NOTHING";
@@ -87,7 +89,7 @@ const REMOVE_MEMBER: &str =
 const REMOVE_ALL_MEMBERS: &str =
     "DELETE FROM channel_members WHERE tenant = $1 AND channel_key = $2";
 
-const TOUCH_GROUP: &str = "UPDATE channels SET last_event_seq = $3, updated_at = GREATEST(updated_at, $4), \
+const TOUCH_GROUP: &str = "UPDATE channels SET last_event_seq = GREATEST(last_event_seq, $3), updated_at = GREATEST(updated_at, $4), \
      disbanded = disbanded OR $5, \
      member_count = (SELECT count(*) FROM channel_members m WHERE m.tenant = $1 AND m.channel_key = $2) \
      WHERE tenant = $1 AND channel_type = 2 AND channel_key = $2";
@@ -202,10 +204,6 @@ const UPSERT_CONV_CHANNELS: &str =
        last_msg_seq = GREATEST(c.last_msg_seq, EXCLUDED.last_msg_seq), \
        updated_at = GREATEST(c.updated_at, EXCLUDED.updated_at)";
 
-const BUMP_GROUPS: &str = "UPDATE conversations c SET last_msg_seq = v.s, updated_at = v.at \
-     FROM unnest($1::text[], $2::text[], $3::int8[], $4::int8[]) AS v(t, k, s, at) \
-     WHERE c.tenant = v.t AND c.channel_type = 2 AND c.channel_key = v.k";
-
 const GROUP_SENDER_READS: &str = "UPDATE conversations c SET read_seq = GREATEST(c.read_seq, v.r) \
      FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[]) AS v(t, k, u, r) \
      WHERE c.tenant = v.t AND c.uid = v.u AND c.channel_type = 2 AND c.channel_key = v.k";
@@ -214,11 +212,14 @@ const REGISTER_GROUP: &str =
     "INSERT INTO conversation_channels (tenant, channel_type, channel_key, last_msg_seq, \
      updated_at) VALUES ($1, 2, $2, 0, $3) ON CONFLICT DO NOTHING";
 
-const JOIN_GROUP: &str = "INSERT INTO conversations (tenant, uid, channel_type, channel_key, channel_id, read_seq, \
+/// Members `$3` join group `$2` at head `$5` (NULL: the stored head), nothing unread.
+const JOIN_GROUP: &str =
+    "INSERT INTO conversations (tenant, uid, channel_type, channel_key, channel_id, read_seq, \
      last_msg_seq, updated_at) \
-     SELECT $1, u, 2, $2, $2, cc.last_msg_seq, cc.last_msg_seq, $4 \
-     FROM unnest($3::text[]) AS u \
-     JOIN conversation_channels cc ON cc.tenant = $1 AND cc.channel_type = 2 AND cc.channel_key = $2 \
+     SELECT $1, u, 2, $2, $2, h.s, h.s, $4 \
+     FROM unnest($3::text[]) AS u, \
+       (SELECT COALESCE($5::int8, (SELECT cc.last_msg_seq FROM conversation_channels cc \
+          WHERE cc.tenant = $1 AND cc.channel_type = 2 AND cc.channel_key = $2), 0) AS s) AS h \
      ON CONFLICT DO NOTHING";
 
 const LEAVE_GROUP: &str = "DELETE FROM conversations WHERE tenant = $1 AND uid = $3 AND channel_type = 2 AND channel_key = $2";
@@ -226,8 +227,11 @@ const LEAVE_GROUP: &str = "DELETE FROM conversations WHERE tenant = $1 AND uid =
 const DISBAND_GROUP: &str =
     "DELETE FROM conversations WHERE tenant = $1 AND channel_type = 2 AND channel_key = $2";
 
-const SET_READ: &str = "UPDATE conversations SET read_seq = LEAST($5, last_msg_seq) \
-     WHERE tenant = $1 AND uid = $2 AND channel_type = $3 AND channel_key = $4";
+const SET_READS: &str = "UPDATE conversations c \
+     SET read_seq = GREATEST(v.r, v.f) \
+     FROM unnest($1::text[], $2::text[], $3::int2[], $4::text[], $5::int8[], $6::int8[]) \
+       AS v(t, u, ct, k, r, f) \
+     WHERE c.tenant = v.t AND c.uid = v.u AND c.channel_type = v.ct AND c.channel_key = v.k";
 
 /// Applies a conversations plan.
 ///
@@ -244,6 +248,7 @@ pub async fn apply_conversations(
                 pairs,
                 groups,
                 sender_reads,
+                reads,
             } => {
                 if !pairs.is_empty() {
                     let t: Vec<&str> = pairs.iter().map(|p| p.tenant.as_str()).collect();
@@ -256,23 +261,12 @@ pub async fn apply_conversations(
                     let stmt = tx.prepare_cached(UPSERT_PAIRS).await?;
                     tx.execute(&stmt, &[&t, &u, &k, &p, &r, &s, &at]).await?;
                 }
-                // Channel heads for the conversations projection's own bookkeeping: one per
-                // pair (the rows above come in twos) and one per group.
+                // Group heads, which group rows read their head from (personal rows carry theirs).
                 let mut t: Vec<&str> = Vec::new();
                 let mut ct: Vec<i16> = Vec::new();
                 let mut k: Vec<&str> = Vec::new();
                 let mut s: Vec<i64> = Vec::new();
                 let mut at: Vec<i64> = Vec::new();
-                for p in pairs
-                    .iter()
-                    .filter(|p| p.uid.as_str() <= p.channel_id.as_str())
-                {
-                    t.push(&p.tenant);
-                    ct.push(1);
-                    k.push(&p.channel_key);
-                    s.push(p.last_msg_seq);
-                    at.push(p.updated_at);
-                }
                 for g in groups {
                     t.push(&g.tenant);
                     ct.push(2);
@@ -284,13 +278,7 @@ pub async fn apply_conversations(
                     let stmt = tx.prepare_cached(UPSERT_CONV_CHANNELS).await?;
                     tx.execute(&stmt, &[&t, &ct, &k, &s, &at]).await?;
                 }
-                if !groups.is_empty() {
-                    let t: Vec<&str> = groups.iter().map(|g| g.tenant.as_str()).collect();
-                    let k: Vec<&str> = groups.iter().map(|g| g.channel_key.as_str()).collect();
-                    let s: Vec<i64> = groups.iter().map(|g| g.last_msg_seq).collect();
-                    let at: Vec<i64> = groups.iter().map(|g| g.updated_at).collect();
-                    let stmt = tx.prepare_cached(BUMP_GROUPS).await?;
-                    tx.execute(&stmt, &[&t, &k, &s, &at]).await?;
+                if !sender_reads.is_empty() {
                     let t: Vec<&str> = sender_reads.iter().map(|r| r.tenant.as_str()).collect();
                     let k: Vec<&str> = sender_reads
                         .iter()
@@ -301,19 +289,30 @@ pub async fn apply_conversations(
                     let stmt = tx.prepare_cached(GROUP_SENDER_READS).await?;
                     tx.execute(&stmt, &[&t, &k, &u, &r]).await?;
                 }
+                if !reads.is_empty() {
+                    let t: Vec<&str> = reads.iter().map(|r| r.tenant.as_str()).collect();
+                    let u: Vec<&str> = reads.iter().map(|r| r.uid.as_str()).collect();
+                    let ct: Vec<i16> = reads.iter().map(|r| r.channel_type).collect();
+                    let k: Vec<&str> = reads.iter().map(|r| r.channel_key.as_str()).collect();
+                    let r: Vec<i64> = reads.iter().map(|r| r.read_seq).collect();
+                    let f: Vec<i64> = reads.iter().map(|r| r.floor).collect();
+                    let stmt = tx.prepare_cached(SET_READS).await?;
+                    tx.execute(&stmt, &[&t, &u, &ct, &k, &r, &f]).await?;
+                }
             }
             Step::Joined {
                 tenant,
                 channel_key,
                 uids,
                 created,
+                head,
                 at,
             } => {
                 if *created {
                     tx.execute(REGISTER_GROUP, &[tenant, channel_key, at])
                         .await?;
                 }
-                tx.execute(JOIN_GROUP, &[tenant, channel_key, uids, at])
+                tx.execute(JOIN_GROUP, &[tenant, channel_key, uids, at, head])
                     .await?;
             }
             Step::Left {
@@ -328,19 +327,6 @@ pub async fn apply_conversations(
                 channel_key,
             } => {
                 tx.execute(DISBAND_GROUP, &[tenant, channel_key]).await?;
-            }
-            Step::Read {
-                tenant,
-                uid,
-                channel_type,
-                channel_key,
-                read_seq,
-            } => {
-                tx.execute(
-                    SET_READ,
-                    &[tenant, uid, channel_type, channel_key, read_seq],
-                )
-                .await?;
             }
         }
     }
