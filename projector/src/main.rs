@@ -1,6 +1,11 @@
 //! `projector`: runs the projections (`projector` or `projector run`) and serves
 //! `/health`, `/ready` and `/metrics` on `PARLEY_PROJECTOR_LISTEN`.
 
+/// mimalloc: the services allocate many short-lived strings and JSON buffers per request,
+/// where glibc malloc showed up as a third of the CPU profile.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use poem::{get, handler, EndpointExt, Route};
 
 #[handler]

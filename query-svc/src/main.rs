@@ -1,5 +1,10 @@
 //! `query-svc`: serves Parley's read side over HTTP until SIGINT/SIGTERM.
 
+/// mimalloc: the services allocate many short-lived strings and JSON buffers per request,
+/// where glibc malloc showed up as a third of the CPU profile.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::Context as _;
 
 #[tokio::main]

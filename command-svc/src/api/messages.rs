@@ -9,7 +9,7 @@ use events::{ChannelId, ChannelKey, Event, TenantId, Uid};
 use futures::StreamExt;
 use platform::auth::TenantAuth;
 use platform::error::{ApiError, ErrorDetail};
-use platform::http::JsonBody;
+use platform::http::{JsonBody, SerdeJson};
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 use std::collections::HashMap;
@@ -208,9 +208,9 @@ impl MessagesApi {
         &self,
         auth: TenantAuth,
         body: JsonBody<SendMessageRequest>,
-    ) -> Result<Json<SendMessageResult>, ApiError> {
+    ) -> Result<SerdeJson<SendMessageResult>, ApiError> {
         let v = validate(&self.state, &auth.0, body.0, "")?;
-        Ok(Json(send(&self.state, v).await?))
+        Ok(SerdeJson(send(&self.state, v).await?))
     }
 
     /// Send up to 1000 messages; one result (or error) per item, in order.

@@ -8,8 +8,8 @@ use crate::store;
 use crate::store::conversations::ConversationRow;
 use platform::auth::TenantAuth;
 use platform::error::ApiError;
+use platform::http::SerdeJson;
 use poem_openapi::param::{Path, Query};
-use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 use std::sync::Arc;
 
@@ -18,7 +18,7 @@ const DEFAULT_LIMIT: usize = 20;
 const MAX_LIMIT: usize = 100;
 
 /// One conversation of a user.
-#[derive(Debug, Object)]
+#[derive(Debug, Object, serde::Serialize)]
 pub struct Conversation {
     /// The channel as the user sees it: the group id, or the peer's uid for personal.
     pub channel_id: String,
@@ -56,7 +56,7 @@ impl Conversation {
 }
 
 /// A page of conversations.
-#[derive(Debug, Object)]
+#[derive(Debug, Object, serde::Serialize)]
 pub struct ConversationPage {
     /// Newest first (`updated_at` descending).
     pub conversations: Vec<Conversation>,
@@ -90,7 +90,7 @@ impl ConversationsApi {
         cursor: Query<Option<String>>,
         /// Wait until the read models include this event-log sequence.
         min_event_seq: Query<Option<u64>>,
-    ) -> Result<Json<ConversationPage>, ApiError> {
+    ) -> Result<SerdeJson<ConversationPage>, ApiError> {
         let tenant = auth.0;
         let uid = parse_uid("uid", &uid.0)?;
         let limit = parse_limit(limit.0, DEFAULT_LIMIT, MAX_LIMIT)?;
@@ -116,7 +116,7 @@ impl ConversationsApi {
             None
         };
         let conversations = rows.into_iter().map(Conversation::from_row).collect();
-        Ok(Json(ConversationPage {
+        Ok(SerdeJson(ConversationPage {
             conversations,
             next_cursor,
         }))

@@ -10,8 +10,8 @@ use crate::store;
 use events::{ChannelKey, ChannelType};
 use platform::auth::TenantAuth;
 use platform::error::ApiError;
+use platform::http::SerdeJson;
 use poem_openapi::param::{Path, Query};
-use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 use std::sync::Arc;
 
@@ -23,7 +23,7 @@ const DEFAULT_LIMIT: usize = 50;
 const MAX_LIMIT: usize = 100;
 
 /// A page of history, ascending by `message_seq`.
-#[derive(Debug, Object)]
+#[derive(Debug, Object, serde::Serialize)]
 pub struct MessagePage {
     /// The messages, oldest first.
     pub messages: Vec<Message>,
@@ -71,7 +71,7 @@ impl MessagesApi {
         /// Wait (up to the configured limit) until the read models include this event-log
         /// sequence; 503 `PROJECTION_LAGGING` if they do not in time.
         min_event_seq: Query<Option<u64>>,
-    ) -> Result<Json<MessagePage>, ApiError> {
+    ) -> Result<SerdeJson<MessagePage>, ApiError> {
         let tenant = auth.0;
         let channel_type = parse_channel_type(channel_type.0)?;
         let channel_id = parse_channel_id(&channel_id.0)?;
@@ -113,7 +113,7 @@ impl MessagesApi {
             .into_iter()
             .map(|r| Message::from_row(r, seen_as.clone(), channel_type.as_u8()))
             .collect();
-        Ok(Json(MessagePage { messages, more }))
+        Ok(SerdeJson(MessagePage { messages, more }))
     }
 
     /// One message by id, if `uid` may see it: a member of its group, or one of the two
@@ -133,7 +133,7 @@ impl MessagesApi {
         uid: Query<String>,
         /// Wait until the read models include this event-log sequence.
         min_event_seq: Query<Option<u64>>,
-    ) -> Result<Json<Message>, ApiError> {
+    ) -> Result<SerdeJson<Message>, ApiError> {
         let tenant = auth.0;
         let id = uuid::Uuid::parse_str(message_id.0.trim())
             .map_err(|_| ApiError::validation("message_id", "message_id must be a UUID"))?;
@@ -162,7 +162,7 @@ impl MessagesApi {
             _ => {}
         }
         let seen_as = key.channel_id_for(viewer.as_str());
-        Ok(Json(Message::from_row(
+        Ok(SerdeJson(Message::from_row(
             found.message,
             seen_as,
             channel_type.as_u8(),

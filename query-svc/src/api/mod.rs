@@ -114,7 +114,7 @@ pub fn app(state: Arc<AppState>, keys: ApiKeys) -> impl Endpoint {
 }
 
 /// A message as the API shows it to one viewer.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct Message {
     /// The message's UUID.
     pub message_id: String,

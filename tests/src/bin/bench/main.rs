@@ -26,6 +26,10 @@
 //! 1,000,000), `BENCH_ONLY` (comma-separated subset of `s1`, `s5`, `reads`; `reads` implies
 //! the S5 data).
 
+/// The same allocator as the services, so the bare baseline handler runs on equal terms.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod baseline;
 mod catchup;
 mod driver;
