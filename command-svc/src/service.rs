@@ -17,6 +17,11 @@ use std::sync::{Arc, Mutex};
 /// Attempts per command before giving up on a hot channel.
 const MAX_ATTEMPTS: usize = 64;
 
+/// Idempotency keys a cached channel may gather in memory (beyond what it loaded with) before
+/// its state is dropped and reloaded: the reload's snapshot covers the projected keys, which
+/// then live only in `message_keys`. Bounds a hot channel's memory (about 100 B per key).
+const MAX_CACHED_KEYS: usize = 4096;
+
 type Slot = Arc<tokio::sync::Mutex<Option<ChannelState>>>;
 
 /// What a command did.
@@ -109,6 +114,14 @@ impl Commands {
         let mut guard = slot.lock().await;
         let result = self.execute_locked(&mut guard, tenant, key, cmd).await;
         if matches!(result, Err(ServiceError::Log(_))) {
+            *guard = None;
+        } else if guard
+            .as_ref()
+            .is_some_and(|s| s.keys.len() > s.loaded_keys + MAX_CACHED_KEYS)
+        {
+            // Reloading costs one snapshot query and the tail the projector has not applied;
+            // if the projector is behind, the reload keeps those keys and this waits for
+            // another MAX_CACHED_KEYS before trying again.
             *guard = None;
         }
         result

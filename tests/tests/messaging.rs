@@ -324,6 +324,64 @@ async fn idempotent_retry_returns_the_original_forever_and_409_on_other_payload(
     cold.stop().await;
 }
 
+/// A hot channel sheds its in-memory idempotency keys (past 4,096 new ones the state is dropped
+/// and reloaded from the snapshot); every key still answers with its original message.
+#[tokio::test]
+async fn idempotency_holds_across_the_in_memory_key_cap() {
+    let s = stack().await;
+    let mut last_event_seq = 0;
+    for chunk in 0..5 {
+        let messages: Vec<Value> = (0..1000)
+            .map(|i| {
+                let n = chunk * 1000 + i;
+                json!({"channel_id": "hot-b", "channel_type": 1, "from_uid": "hot-a",
+                       "payload": b64(format!("m{n}").as_bytes()), "client_msg_no": format!("k{n}")})
+            })
+            .collect();
+        let (st, r) =
+            s.c.post("/v1/messages/batch", &json!({ "messages": messages }))
+                .await
+                .unwrap();
+        assert_eq!(st, 200, "{r}");
+        let results = r["results"].as_array().unwrap();
+        assert_eq!(results.len(), 1000);
+        assert!(
+            results.iter().all(|x| x["status"] == 200),
+            "a batch item failed"
+        );
+        last_event_seq = results[999]["result"]["event_seq"].as_u64().unwrap();
+        // let the projector cover the keys, so a reload can shed them
+        let (st, _) = history(
+            &s.q,
+            "hot-a",
+            1,
+            "hot-b",
+            &format!("&min_event_seq={last_event_seq}"),
+        )
+        .await;
+        assert_eq!(st, 200);
+    }
+    for n in [0u64, 1, 2048, 4095, 4096, 4999] {
+        let again = send(
+            &s.c,
+            "hot-a",
+            1,
+            "hot-b",
+            &format!("m{n}"),
+            Some(&format!("k{n}")),
+        )
+        .await;
+        assert_eq!(again["message_seq"], n + 1, "key k{n}");
+        let body = json!({"channel_id": "hot-b", "channel_type": 1, "from_uid": "hot-a",
+                          "payload": b64(b"different"), "client_msg_no": format!("k{n}")});
+        let (st, _) = s.c.post("/v1/messages", &body).await.unwrap();
+        assert_eq!(st, 409, "key k{n}");
+    }
+    let next = send(&s.c, "hot-a", 1, "hot-b", "after", Some("k-new")).await;
+    assert_eq!(next["message_seq"], 5001);
+    assert!(next["event_seq"].as_u64().unwrap() > last_event_seq);
+}
+
 #[tokio::test]
 async fn projector_killed_at_random_points_applies_each_event_exactly_once() {
     let s = stack().await;

@@ -44,6 +44,9 @@ pub struct ChannelState {
     /// not necessarily in `keys`; every later message's key is in `keys`. 0 = `keys` is
     /// complete and a key missing from it was never used.
     pub snapshot_msg_seq: u64,
+    /// How many keys `keys` held right after the state was loaded (the cache compares growth
+    /// against it before dropping a state to shed keys the snapshot now covers).
+    pub loaded_keys: usize,
 }
 
 /// A command on a channel.

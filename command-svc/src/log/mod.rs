@@ -138,6 +138,7 @@ impl EventLog {
     ) -> Result<ChannelState, LogError> {
         let mut state = self.snapshot(tenant, key).await?;
         self.catch_up(&mut state, tenant, key).await?;
+        state.loaded_keys = state.keys.len();
         Ok(state)
     }
 
@@ -160,6 +161,7 @@ impl EventLog {
                 members: r.get::<_, Vec<String>>(3).into_iter().collect(),
                 keys: Default::default(),
                 snapshot_msg_seq: r.get::<_, i64>(1) as u64,
+                loaded_keys: 0,
             },
         })
     }
