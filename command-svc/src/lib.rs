@@ -4,7 +4,7 @@
 //! to NATS JetStream (the event log of record) with per-channel optimistic concurrency.
 //!
 //! ## Layout
-//! - [`config`]: settings.
+//! - [`config`] — settings (env `PARLEY_*`).
 //! - [`domain::channel`]: the channel aggregate: `decide` (every rule) and `apply` (fold).
 //! - [`log`]: appending and loading channel state (read-model snapshot + log tail).
 //! - [`service`]: per-channel serialisation, state cache, conflict retry.

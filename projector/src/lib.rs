@@ -14,7 +14,7 @@
 //!   [`shell::runner`] owns the consumer loop, checkpoints, parking of undecodable events,
 //!   backoff and metrics.
 //! - [`migrate`]: the SQL migrations in `projector/migrations/`, applied at start.
-//! - [`config`]: settings.
+//! - [`config`] — settings (env `PARLEY_*`).
 
 pub mod config;
 pub mod core;

@@ -138,10 +138,14 @@ pub enum Step {
     },
 }
 
+/// A personal channel in a run: (low, high, head seq, head time, low's max own seq, high's
+/// max own seq).
+type PairAcc = (String, String, i64, i64, i64, i64);
+
 #[derive(Default)]
 struct Run {
-    /// (tenant, pair key) → (low, high, head seq, head time, low's max own seq, high's max own seq)
-    pairs: HashMap<(String, String), (String, String, i64, i64, i64, i64)>,
+    /// (tenant, pair key) → its accumulated change
+    pairs: HashMap<(String, String), PairAcc>,
     groups: HashMap<(String, String), GroupHead>,
     sender_reads: HashMap<(String, String, String), i64>,
     /// (tenant, channel_type, key, uid) → (position set, own seq after it)
