@@ -8,11 +8,7 @@ cd "$root"
 bash deploy/setup.sh
 cargo build --release --bins -p command-svc -p query-svc -p projector -p parley-tests
 dir="$root/.run/bench"
-bash deploy/infra.sh stop "$dir" 2>/dev/null || true
-rm -rf "$dir"
-mkdir -p "$dir"
-chmod 755 "$root/.run" "$dir"
-bash deploy/infra.sh start "$dir" --bench
+bash deploy/infra.sh fresh "$dir" --bench
 trap 'bash deploy/infra.sh stop "$dir" || true' EXIT
 # shellcheck disable=SC1091
 . "$dir/env"

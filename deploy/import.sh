@@ -7,11 +7,7 @@ cd "$root"
 bash deploy/setup.sh
 cargo build --release --bins -p command-svc -p query-svc -p projector -p parley-tests
 dir="$root/.run/import"
-bash deploy/infra.sh stop "$dir" 2>/dev/null || true
-rm -rf "$dir"
-mkdir -p "$dir"
-chmod 755 "$root/.run" "$dir"
-bash deploy/infra.sh start "$dir"
+bash deploy/infra.sh fresh "$dir"
 # shellcheck disable=SC1091
 . "$dir/env"
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }

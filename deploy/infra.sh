@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # Starts or stops a throwaway NATS (JetStream) + PostgreSQL pair on loopback, on free ports.
 #
-#   deploy/infra.sh start DIR [--bench]   start both; write DIR/env (shell exports)
-#   deploy/infra.sh stop DIR              stop both (data stays in DIR)
+#   deploy/infra.sh start DIR [--test|--bench]   start both; write DIR/env (shell exports)
+#   deploy/infra.sh fresh DIR [--test|--bench]   stop, wipe DIR, then start
+#   deploy/infra.sh stop DIR                     stop both (data stays in DIR)
 #
 # DIR/env exports PARLEY_NATS_URL and PARLEY_DATABASE_URL. Postgres refuses to run as root,
 # so the cluster belongs to the `postgres` user and every pg command goes through runuser.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 PG_BIN="${PG_BIN:-/usr/lib/postgresql/15/bin}"
-cmd="${1:?usage: infra.sh start|stop DIR}"
-dir="$(mkdir -p "${2:?usage: infra.sh start|stop DIR}" && cd "$2" && pwd)"
+cmd="${1:?usage: infra.sh start|fresh|stop DIR}"
+dir="$(mkdir -p "${2:?usage: infra.sh start|fresh|stop DIR}" && cd "$2" && pwd)"
 mode="${3:-}"
 
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
@@ -62,8 +63,18 @@ export PARLEY_DATABASE_URL=postgres://postgres@127.0.0.1:$pg_port/parley
 ENV
 }
 
+# Stops, wipes and recreates DIR (readable by the postgres user), then starts.
+fresh() {
+  stop
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  chmod 755 "$(dirname "$dir")" "$dir"
+  start
+}
+
 case "$cmd" in
   start) start ;;
+  fresh) fresh ;;
   stop) stop ;;
-  *) echo "usage: infra.sh start|stop DIR" >&2; exit 2 ;;
+  *) echo "usage: infra.sh start|fresh|stop DIR" >&2; exit 2 ;;
 esac

@@ -196,10 +196,12 @@ const UPSERT_PAIRS: &str = "INSERT INTO conversations AS c (tenant, uid, channel
        last_msg_seq = GREATEST(c.last_msg_seq, EXCLUDED.last_msg_seq), \
        updated_at = GREATEST(c.updated_at, EXCLUDED.updated_at)";
 
-const UPSERT_CONV_CHANNELS: &str =
+/// Group heads (`conversation_channels` holds groups only; personal rows carry their head).
+const UPSERT_GROUP_HEADS: &str =
     "INSERT INTO conversation_channels AS c (tenant, channel_type, channel_key, \
      last_msg_seq, updated_at) \
-     SELECT * FROM unnest($1::text[], $2::int2[], $3::text[], $4::int8[], $5::int8[]) \
+     SELECT t, 2, k, s, at FROM unnest($1::text[], $2::text[], $3::int8[], $4::int8[]) \
+       AS v(t, k, s, at) \
      ON CONFLICT (tenant, channel_type, channel_key) DO UPDATE SET \
        last_msg_seq = GREATEST(c.last_msg_seq, EXCLUDED.last_msg_seq), \
        updated_at = GREATEST(c.updated_at, EXCLUDED.updated_at)";
@@ -261,22 +263,13 @@ pub async fn apply_conversations(
                     let stmt = tx.prepare_cached(UPSERT_PAIRS).await?;
                     tx.execute(&stmt, &[&t, &u, &k, &p, &r, &s, &at]).await?;
                 }
-                // Group heads, which group rows read their head from (personal rows carry theirs).
-                let mut t: Vec<&str> = Vec::new();
-                let mut ct: Vec<i16> = Vec::new();
-                let mut k: Vec<&str> = Vec::new();
-                let mut s: Vec<i64> = Vec::new();
-                let mut at: Vec<i64> = Vec::new();
-                for g in groups {
-                    t.push(&g.tenant);
-                    ct.push(2);
-                    k.push(&g.channel_key);
-                    s.push(g.last_msg_seq);
-                    at.push(g.updated_at);
-                }
-                if !t.is_empty() {
-                    let stmt = tx.prepare_cached(UPSERT_CONV_CHANNELS).await?;
-                    tx.execute(&stmt, &[&t, &ct, &k, &s, &at]).await?;
+                if !groups.is_empty() {
+                    let t: Vec<&str> = groups.iter().map(|g| g.tenant.as_str()).collect();
+                    let k: Vec<&str> = groups.iter().map(|g| g.channel_key.as_str()).collect();
+                    let s: Vec<i64> = groups.iter().map(|g| g.last_msg_seq).collect();
+                    let at: Vec<i64> = groups.iter().map(|g| g.updated_at).collect();
+                    let stmt = tx.prepare_cached(UPSERT_GROUP_HEADS).await?;
+                    tx.execute(&stmt, &[&t, &k, &s, &at]).await?;
                 }
                 if !sender_reads.is_empty() {
                     let t: Vec<&str> = sender_reads.iter().map(|r| r.tenant.as_str()).collect();

@@ -57,13 +57,7 @@ pub async fn run(bench: &Bench, report: &mut Report) -> anyhow::Result<Data> {
     let (messages, heavy) = (mix.messages, mix.heavy_conversations());
     println!("  seeded {n} events ({messages} messages) at {rate:.0}/s");
 
-    let started = Instant::now();
-    let projector = bench
-        .spawn("projector", &[], &env, "PARLEY_PROJECTOR_LISTEN")
-        .await?;
-    wait_caught_up(&db, &bench.nats_url, STREAM).await?;
-    let secs = started.elapsed().as_secs_f64();
-    projector.stop().await;
+    let secs = timed_catch_up(bench, &env, &db).await?;
     check_mix(&db, messages, heavy).await?;
     let (raw_secs, rows) = raw_copy(&db).await?;
     let (ev_rate, raw_rate) = (n as f64 / secs, n as f64 / raw_secs);
@@ -85,13 +79,7 @@ pub async fn run(bench: &Bench, report: &mut Report) -> anyhow::Result<Data> {
     );
     let (d, rate) = seed::publish(&js, Deep::new(ROOT, TENANT, bench.depth), SEED_INFLIGHT).await?;
     println!("  seeded {d} events at {rate:.0}/s");
-    let started = Instant::now();
-    let projector = bench
-        .spawn("projector", &[], &env, "PARLEY_PROJECTOR_LISTEN")
-        .await?;
-    wait_caught_up(&db, &bench.nats_url, STREAM).await?;
-    let secs = started.elapsed().as_secs_f64();
-    projector.stop().await;
+    let secs = timed_catch_up(bench, &env, &db).await?;
     let d_rate = d as f64 / secs;
     report.add(Row {
         id: "S5d".into(),
@@ -107,6 +95,19 @@ pub async fn run(bench: &Bench, report: &mut Report) -> anyhow::Result<Data> {
         env,
         depth: bench.depth,
     })
+}
+
+/// Starts the projector, waits until it has applied the whole log, stops it; returns the
+/// seconds from launch to caught up.
+async fn timed_catch_up(bench: &Bench, env: &[(String, String)], db: &str) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    let projector = bench
+        .spawn("projector", &[], env, "PARLEY_PROJECTOR_LISTEN")
+        .await?;
+    wait_caught_up(db, &bench.nats_url, STREAM).await?;
+    let secs = started.elapsed().as_secs_f64();
+    projector.stop().await;
+    Ok(secs)
 }
 
 /// Waits until every projection's checkpoint reaches the head of `stream`; prints progress

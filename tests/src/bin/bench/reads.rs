@@ -161,7 +161,7 @@ async fn pair(
         raw_op(db, key, case, arg).await?,
     )
     .await;
-    println!("  raw SQL {}: {}", (case.path)(0), raw.line());
+    println!("  raw SQL {}: {}", (case.path)(arg()), raw.line());
     let api = drive(
         WORKERS,
         bench.warmup,
@@ -169,7 +169,7 @@ async fn pair(
         api_op(base, case, arg),
     )
     .await;
-    println!("  API     {}: {}", (case.path)(0), api.line());
+    println!("  API     {}: {}", (case.path)(arg()), api.line());
     Ok((api, raw))
 }
 

@@ -42,14 +42,47 @@ fn uid(s: &str) -> Uid {
     Uid::parse(s).expect("bench uids are valid")
 }
 
-/// Encodes `event` for the tenant at `subject`.
-fn record(subject: String, tenant: &TenantId, event: Event) -> Item {
-    let env = Envelope {
-        tenant: tenant.clone(),
-        occurred_at: now_ms(),
-        event,
-    };
-    (subject, events::encode(&env))
+/// Where the records go: one tenant's subjects under a root.
+struct Log {
+    subjects: Subjects,
+    tenant: TenantId,
+}
+
+impl Log {
+    fn new(root: &str, tenant: &str) -> Self {
+        Self {
+            subjects: Subjects::new(root),
+            tenant: TenantId::parse(tenant).expect("valid tenant"),
+        }
+    }
+
+    /// `event` encoded at `subject`.
+    fn record(&self, subject: String, event: Event) -> Item {
+        let env = Envelope {
+            tenant: self.tenant.clone(),
+            occurred_at: now_ms(),
+            event,
+        };
+        (subject, events::encode(&env))
+    }
+
+    /// `event` on the subject of channel `key`.
+    fn on_channel(&self, key: &ChannelKey, event: Event) -> Item {
+        self.record(self.subjects.channel(&self.tenant, key), event)
+    }
+}
+
+/// A `message_sent` with a fresh UUIDv7 and the current time.
+fn message_sent(key: &ChannelKey, seq: u64, from: Uid, no: String, payload: String) -> Event {
+    Event::MessageSent(MessageSent {
+        channel: key.clone(),
+        message_id: uuid::Uuid::now_v7().to_string(),
+        message_seq: seq,
+        from_uid: from,
+        client_msg_no: Some(no),
+        payload,
+        timestamp: now_ms(),
+    })
 }
 
 fn now_ms() -> i64 {
@@ -80,8 +113,7 @@ struct Channel {
 /// The personal/group mix: an iterator of `n` records.
 pub struct Mix {
     rng: StdRng,
-    subjects: Subjects,
-    tenant: TenantId,
+    log: Log,
     users: Vec<Uid>,
     personal: Vec<Channel>,
     groups: Vec<Channel>,
@@ -133,8 +165,7 @@ impl Mix {
         let payloads = payloads(&mut rng);
         Self {
             rng,
-            subjects: Subjects::new(root),
-            tenant: TenantId::parse(tenant).expect("valid tenant"),
+            log: Log::new(root, tenant),
             users,
             personal,
             groups,
@@ -171,20 +202,9 @@ impl Mix {
         c.seq += 1;
         let from = c.members.choose(&mut self.rng).expect("members").clone();
         self.messages += 1;
-        let event = Event::MessageSent(MessageSent {
-            channel: c.key.clone(),
-            message_id: uuid::Uuid::now_v7().to_string(),
-            message_seq: c.seq,
-            from_uid: from,
-            client_msg_no: Some(format!("m{}", self.messages)),
-            payload: self.payloads[self.rng.gen_range(0..self.payloads.len())].clone(),
-            timestamp: now_ms(),
-        });
-        record(
-            self.subjects.channel(&self.tenant, &c.key),
-            &self.tenant,
-            event,
-        )
+        let payload = self.payloads[self.rng.gen_range(0..self.payloads.len())].clone();
+        let event = message_sent(&c.key, c.seq, from, format!("m{}", self.messages), payload);
+        self.log.on_channel(&c.key, event)
     }
 
     /// A member reads a channel up to its head (a message instead if it has none yet).
@@ -202,11 +222,8 @@ impl Mix {
             channel: c.key.clone(),
             message_seq: c.seq,
         });
-        record(
-            self.subjects.reads(&self.tenant, &reader),
-            &self.tenant,
-            event,
-        )
+        self.log
+            .record(self.log.subjects.reads(&self.log.tenant, &reader), event)
     }
 
     fn add_members(&mut self) -> Item {
@@ -229,11 +246,7 @@ impl Mix {
             channel_id: Self::group_id(c),
             uids,
         });
-        record(
-            self.subjects.channel(&self.tenant, &c.key),
-            &self.tenant,
-            event,
-        )
+        self.log.on_channel(&c.key, event)
     }
 
     /// Removes a random member of a random group, unless the group is down to 3.
@@ -249,11 +262,7 @@ impl Mix {
             channel_id: Self::group_id(c),
             uid,
         });
-        Some(record(
-            self.subjects.channel(&self.tenant, &c.key),
-            &self.tenant,
-            event,
-        ))
+        Some(self.log.on_channel(&c.key, event))
     }
 }
 
@@ -273,11 +282,7 @@ impl Iterator for Mix {
                 name: Some(format!("Group {i}")),
                 members: c.members.clone(),
             });
-            return Some(record(
-                self.subjects.channel(&self.tenant, &c.key),
-                &self.tenant,
-                event,
-            ));
+            return Some(self.log.on_channel(&c.key, event));
         }
         let r: f64 = self.rng.gen();
         Some(if r < 0.04 {
@@ -298,8 +303,7 @@ impl Iterator for Mix {
 
 /// `n` messages in the personal channel [`DEEP`], alternating senders.
 pub struct Deep {
-    subjects: Subjects,
-    tenant: TenantId,
+    log: Log,
     key: ChannelKey,
     users: [Uid; 2],
     payloads: Vec<String>,
@@ -312,8 +316,7 @@ impl Deep {
     pub fn new(root: &str, tenant: &str, n: u64) -> Self {
         let users = [uid(DEEP.0), uid(DEEP.1)];
         Self {
-            subjects: Subjects::new(root),
-            tenant: TenantId::parse(tenant).expect("valid tenant"),
+            log: Log::new(root, tenant),
             key: ChannelKey::personal(&users[0], &users[1]),
             users,
             payloads: payloads(&mut StdRng::seed_from_u64(0xdee9)),
@@ -331,20 +334,14 @@ impl Iterator for Deep {
             return None;
         }
         self.seq += 1;
-        let event = Event::MessageSent(MessageSent {
-            channel: self.key.clone(),
-            message_id: uuid::Uuid::now_v7().to_string(),
-            message_seq: self.seq,
-            from_uid: self.users[(self.seq % 2) as usize].clone(),
-            client_msg_no: Some(format!("d{}", self.seq)),
-            payload: self.payloads[(self.seq % 256) as usize].clone(),
-            timestamp: now_ms(),
-        });
-        Some(record(
-            self.subjects.channel(&self.tenant, &self.key),
-            &self.tenant,
-            event,
-        ))
+        let event = message_sent(
+            &self.key,
+            self.seq,
+            self.users[(self.seq % 2) as usize].clone(),
+            format!("d{}", self.seq),
+            self.payloads[(self.seq % 256) as usize].clone(),
+        );
+        Some(self.log.on_channel(&self.key, event))
     }
 }
 

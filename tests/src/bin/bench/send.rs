@@ -46,7 +46,7 @@ pub async fn run(bench: &Bench, report: &mut Report) -> anyhow::Result<()> {
         .await?;
 
     let bodies = Arc::new(Bodies::new());
-    let (mut base_stats, mut cmd_stats): (Option<Stats>, Option<Stats>) = (None, None);
+    let (mut base_runs, mut cmd_runs) = (Vec::new(), Vec::new());
     let mut accepted = 0u64;
     for round in 1..=ROUNDS {
         let b = drive(
@@ -66,16 +66,11 @@ pub async fn run(bench: &Bench, report: &mut Report) -> anyhow::Result<()> {
         .await;
         println!("  round {round} parley:   {}", c.line());
         accepted += c.ok_total;
-        base_stats = Some(match base_stats {
-            Some(s) => s.merge(b),
-            None => b,
-        });
-        cmd_stats = Some(match cmd_stats {
-            Some(s) => s.merge(c),
-            None => c,
-        });
+        base_runs.push(b);
+        cmd_runs.push(c);
     }
-    let (b, c) = (base_stats.expect("rounds"), cmd_stats.expect("rounds"));
+    let pooled = |runs: Vec<Stats>| runs.into_iter().reduce(Stats::merge).expect("rounds");
+    let (b, c) = (pooled(base_runs), pooled(cmd_runs));
     let ratio = c.rate() / b.rate();
     report.add(Row {
         id: "S1".into(),
