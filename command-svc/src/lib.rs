@@ -10,12 +10,14 @@
 //! - [`service`]: per-channel serialisation, state cache, conflict retry.
 //! - [`api`]: poem-openapi DTOs and handlers.
 //! - [`ops`]: `/health`, `/ready`, `/metrics`.
+//! - [`rpc`]: commands from end users' sockets (send, read) over NATS request/reply.
 
 pub mod api;
 pub mod config;
 pub mod domain;
 pub mod log;
 pub mod ops;
+pub mod rpc;
 pub mod service;
 
 pub use config::Config;
@@ -48,15 +50,14 @@ pub async fn serve(
         platform::log::ensure_stream(&js, &config.common.stream, &config.common.subject_root)
             .await?;
     let pool = platform::db::pool(&config.common.database_url, config.common.db_pool_size)?;
-    let log = log::EventLog::new(
-        js,
-        stream,
-        events::subject::Subjects::new(config.common.subject_root.clone()),
-        pool.clone(),
-    );
+    let subjects = events::subject::Subjects::new(config.common.subject_root.clone());
+    let log = log::EventLog::new(js, stream, subjects.clone(), pool.clone());
+    let tokens =
+        platform::token::UserTokens::new(config.common.token_secret.as_deref(), keys.tenants())?;
     let state = api::AppState {
         commands: Arc::new(service::Commands::new(log, config.cache_channels)),
         max_payload_bytes: config.max_payload_bytes,
+        tokens,
     };
     let apis = (
         api::messages::MessagesApi {
@@ -66,6 +67,9 @@ pub async fn serve(
             state: state.clone(),
         },
         api::reads::ReadsApi {
+            state: state.clone(),
+        },
+        api::tokens::TokensApi {
             state: state.clone(),
         },
     );
@@ -86,13 +90,23 @@ pub async fn serve(
         .at("/metrics", get(ops::metrics))
         .data(keys)
         .data(platform::http::BodyLimit(body_limit))
-        .data(ops::Ops { nats, pool })
+        .data(ops::Ops {
+            nats: nats.clone(),
+            pool,
+        })
         .catch_all_error(platform::http::render_error)
         .with(platform::http::RequestMetrics {
             service: "command_svc",
         });
-    poem::Server::new_with_acceptor(acceptor)
-        .run_with_graceful_shutdown(app, shutdown, Some(Duration::from_secs(10)))
-        .await?;
+    let stop = platform::shutdown::Shutdown::new(shutdown);
+    let sub = rpc::subscribe(&nats, &subjects).await?;
+    let commands = tokio::spawn(rpc::serve(nats, sub, subjects, state, stop.clone().wait()));
+    let served = poem::Server::new_with_acceptor(acceptor)
+        .run_with_graceful_shutdown(app, stop.wait(), Some(Duration::from_secs(10)))
+        .await;
+    if let Err(e) = commands.await {
+        tracing::error!(error = %e, "socket commands task panicked");
+    }
+    served?;
     Ok(())
 }

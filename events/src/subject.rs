@@ -8,6 +8,16 @@
 //! | `<root>.<tenant>.ch.2.<group>` | everything on a group channel (lifecycle, members, messages) |
 //! | `<root>.<tenant>.rd.<uid>` | read positions moved by `uid` |
 //!
+//!
+//! Outside the stream (so they are never written to the log):
+//!
+//! | subject | what |
+//! |---|---|
+//! | `<root>_cmd.<tenant>.send`, `<root>_cmd.<tenant>.read` | commands from end users' sockets, request/reply to the command service (queue group) |
+//! | `<root>_rt.<tenant>.typing` | typing notices between query-svc instances (core NATS) |
+//!
+//! and the key-value bucket `<root>_presence` holds who is online.
+//!
 //! Each id is one token, base64url without padding (RFC 4648 §5), so no id can inject `.`, `*`
 //! or `>` and the mapping is injective. One subject per channel is what makes per-channel
 //! optimistic concurrency (`Nats-Expected-Last-Subject-Sequence`) and gap-free `message_seq`
@@ -83,8 +93,83 @@ impl Subjects {
     }
 }
 
+/// A command that end users' sockets send to the command service over request/reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommandVerb {
+    /// Send a message (`send`).
+    Send,
+    /// Move a read position (`read`).
+    Read,
+}
+
+impl CommandVerb {
+    /// The verb's subject token.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CommandVerb::Send => "send",
+            CommandVerb::Read => "read",
+        }
+    }
+}
+
+impl Subjects {
+    /// The subject of `verb` commands of `tenant`: `<root>_cmd.<tenant>.<verb>`.
+    pub fn command(&self, tenant: &TenantId, verb: CommandVerb) -> String {
+        format!(
+            "{}_cmd.{}.{}",
+            self.root,
+            token(tenant.as_str()),
+            verb.as_str()
+        )
+    }
+
+    /// What the command service subscribes to: `<root>_cmd.*.*`.
+    pub fn commands(&self) -> String {
+        format!("{}_cmd.*.*", self.root)
+    }
+
+    /// Tenant and verb of a command subject; `None` if it is not one.
+    pub fn parse_command(&self, subject: &str) -> Option<(TenantId, CommandVerb)> {
+        let rest = subject.strip_prefix(&self.root)?.strip_prefix("_cmd.")?;
+        let (tenant, verb) = rest.split_once('.')?;
+        let tenant = TenantId::parse(untoken(tenant)?).ok()?;
+        let verb = match verb {
+            "send" => CommandVerb::Send,
+            "read" => CommandVerb::Read,
+            _ => return None,
+        };
+        Some((tenant, verb))
+    }
+
+    /// Typing notices of `tenant`: `<root>_rt.<tenant>.typing`.
+    pub fn typing(&self, tenant: &TenantId) -> String {
+        format!("{}_rt.{}.typing", self.root, token(tenant.as_str()))
+    }
+
+    /// Every tenant's typing notices: `<root>_rt.*.typing`.
+    pub fn all_typing(&self) -> String {
+        format!("{}_rt.*.typing", self.root)
+    }
+
+    /// The presence key-value bucket: `<root>_presence`.
+    pub fn presence_bucket(&self) -> String {
+        format!("{}_presence", self.root)
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn command_subjects_round_trip() {
+        let s = Subjects::new("parley");
+        let t = TenantId::parse("a.b").unwrap();
+        let subj = s.command(&t, CommandVerb::Read);
+        assert!(!subj.starts_with("parley."), "outside the stream: {subj}");
+        assert_eq!(s.parse_command(&subj), Some((t, CommandVerb::Read)));
+        assert_eq!(s.parse_command("parley_cmd.x.nope"), None);
+        assert_eq!(s.parse_command("other_cmd.YQ.send"), None);
+    }
+
     use super::*;
     use crate::ids::ChannelId;
 

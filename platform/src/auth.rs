@@ -3,7 +3,10 @@
 //! Keys come from `PARLEY_API_KEYS` as `key=tenant` pairs separated by commas. Lookups compare
 //! SHA-256 digests, so a key is never kept or compared as plain text after start-up.
 
-use events::TenantId;
+use crate::error::ApiError;
+use crate::token::{TokenError, UserClaims, UserTokens};
+use events::{TenantId, Uid};
+use poem::IntoResponse as _;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 
@@ -73,6 +76,12 @@ impl ApiKeys {
         self.by_digest.get(&digest(key)).cloned()
     }
 
+    /// Every tenant that has a key.
+    pub fn tenants(&self) -> impl Iterator<Item = TenantId> + '_ {
+        let set: std::collections::BTreeSet<&TenantId> = self.by_digest.values().collect();
+        set.into_iter().cloned()
+    }
+
     /// Whether no key is configured (every request will be 401).
     pub fn is_empty(&self) -> bool {
         self.by_digest.is_empty()
@@ -107,4 +116,86 @@ async fn tenant_of_bearer(
     bearer: poem_openapi::auth::Bearer,
 ) -> Option<TenantId> {
     req.data::<ApiKeys>()?.tenant(&bearer.token)
+}
+
+/// Who is calling a read endpoint.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    /// An internal system with an API key of the tenant: it reads as any user it names.
+    Service(TenantId),
+    /// An end user with a user token: it reads as itself only.
+    User(UserClaims),
+}
+
+impl Caller {
+    /// The tenant the caller acts in.
+    pub fn tenant(&self) -> &TenantId {
+        match self {
+            Caller::Service(t) => t,
+            Caller::User(c) => &c.tenant,
+        }
+    }
+
+    /// The viewer of a read: a service names it in `field` (`uid`), a user is the token's uid
+    /// and may repeat it.
+    ///
+    /// # Errors
+    /// 400 `VALIDATION_ERROR` naming `field` when a service gives none or a malformed one; 403
+    /// `FORBIDDEN_UID` when a user names someone else.
+    pub fn viewer(&self, field: &str, named: Option<&str>) -> Result<Uid, ApiError> {
+        match (self, named) {
+            (Caller::Service(_), None) => Err(ApiError::validation(
+                field,
+                format!("{field} is required with an API key"),
+            )),
+            (Caller::Service(_), Some(raw)) => {
+                Uid::parse(raw).map_err(|e| ApiError::validation(field, format!("{field} {e}")))
+            }
+            (Caller::User(c), None) => Ok(c.uid.clone()),
+            (Caller::User(c), Some(raw)) if raw == c.uid.as_str() => Ok(c.uid.clone()),
+            (Caller::User(_), Some(_)) => Err(ApiError::forbidden(
+                "FORBIDDEN_UID",
+                format!("a user token reads as its own uid only; {field} names another user"),
+            )),
+        }
+    }
+}
+
+/// The security scheme of the query service's reads: `Authorization: Bearer <API key or user
+/// token>`. Inject [`ApiKeys`] and [`UserTokens`] with `poem::EndpointExt::data`. A bad user
+/// token is 401 `UNAUTHORIZED` saying why (expired, forged, …).
+#[derive(poem_openapi::SecurityScheme)]
+#[oai(ty = "bearer", checker = "caller_of_bearer")]
+pub struct CallerAuth(pub Caller);
+
+async fn caller_of_bearer(
+    req: &poem::Request,
+    bearer: poem_openapi::auth::Bearer,
+) -> poem::Result<Caller> {
+    resolve_bearer(req, &bearer.token).map_err(|e| poem::Error::from_response(e.into_response()))
+}
+
+/// Resolves a bearer credential: an API key first, else a user token.
+///
+/// # Errors
+/// 401 `UNAUTHORIZED` naming the reason.
+pub fn resolve_bearer(req: &poem::Request, credential: &str) -> Result<Caller, ApiError> {
+    if let Some(t) = req.data::<ApiKeys>().and_then(|k| k.tenant(credential)) {
+        return Ok(Caller::Service(t));
+    }
+    let tokens = req.data::<UserTokens>().cloned().unwrap_or_default();
+    verify_user(&tokens, credential).map(Caller::User)
+}
+
+/// Verifies a user token.
+///
+/// # Errors
+/// 401 `UNAUTHORIZED` naming the reason.
+pub fn verify_user(tokens: &UserTokens, credential: &str) -> Result<UserClaims, ApiError> {
+    tokens.verify(credential).map_err(|e| match e {
+        TokenError::Disabled | TokenError::Malformed => ApiError::unauthorized(
+            "missing or unknown credentials: send Authorization: Bearer <API key or user token>",
+        ),
+        other => ApiError::unauthorized(other.to_string()),
+    })
 }

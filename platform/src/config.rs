@@ -128,6 +128,9 @@ pub struct Common {
     pub api_keys: String,
     /// `PARLEY_DB_POOL_SIZE`, default 32.
     pub db_pool_size: usize,
+    /// `PARLEY_TOKEN_SECRET`: the secret user-token keys derive from (≥ 32 bytes); unset
+    /// disables user tokens (see `platform::token`).
+    pub token_secret: Option<String>,
 }
 
 impl Common {
@@ -143,6 +146,7 @@ impl Common {
             subject_root: src.string("subject_root", "parley"),
             api_keys: src.string("api_keys", ""),
             db_pool_size: src.parse("db_pool_size", 32)?,
+            token_secret: src.get("token_secret"),
         })
     }
 }

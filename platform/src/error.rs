@@ -7,7 +7,7 @@
 use poem_openapi::{payload::Json, ApiResponse, Object};
 
 /// The inner object of an error body.
-#[derive(Debug, Clone, Object, serde::Serialize)]
+#[derive(Debug, Clone, Object, serde::Serialize, serde::Deserialize)]
 pub struct ErrorDetail {
     /// Stable machine-readable code, e.g. `VALIDATION_ERROR`, `CHANNEL_NOT_FOUND`.
     pub code: String,

@@ -5,13 +5,16 @@
 //! ## Layout
 //! - [`config`]: typed configuration from `PARLEY_*` env vars and an optional TOML file.
 //! - [`telemetry`]: `tracing` subscriber and the Prometheus recorder.
-//! - [`auth`]: API key → tenant resolution (`Authorization: Bearer <key>`).
+//! - [`auth`]: API key → tenant resolution (`Authorization: Bearer <key>`), and
+//!   [`auth::CallerAuth`]: an API key or a user token.
+//! - [`token`]: end-user JWTs, per-tenant keys derived from `PARLEY_TOKEN_SECRET`.
 //! - [`error`]: the JSON error body `{"error": {"code", "message", "field"}}` and [`error::ApiError`].
 //! - [`http`]: [`http::JsonBody`] (JSON bodies whose errors name the field), the catch-all that
 //!   turns every framework error into the JSON error body, request metrics, serving with
 //!   graceful shutdown.
 //! - [`log`]: NATS connection and the event stream's definition.
 //! - [`db`]: the Postgres pool.
+//! - [`rpc`]: the request/reply commands end users' sockets send to the command service.
 //! - [`shutdown`]: SIGINT/SIGTERM as a future.
 
 pub mod auth;
@@ -20,8 +23,10 @@ pub mod db;
 pub mod error;
 pub mod http;
 pub mod log;
+pub mod rpc;
 pub mod shutdown;
 pub mod telemetry;
+pub mod token;
 
 /// Milliseconds since the Unix epoch, from the system clock.
 pub fn now_ms() -> i64 {

@@ -21,3 +21,31 @@ pub async fn signal() {
         _ = term => tracing::info!("SIGTERM received, shutting down"),
     }
 }
+
+/// One shutdown future shared by several owners (the HTTP server, background loops): each
+/// clone's [`Shutdown::wait`] completes once the source future has.
+#[derive(Debug, Clone)]
+pub struct Shutdown(tokio::sync::watch::Receiver<bool>);
+
+impl Shutdown {
+    /// Watches `source` (e.g. [`signal`]) on a task of its own, which ends with it.
+    pub fn new(source: impl std::future::Future<Output = ()> + Send + 'static) -> Self {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            source.await;
+            let _ = tx.send(true);
+        });
+        Self(rx)
+    }
+
+    /// Completes once shutdown has begun (at once if it already has).
+    pub async fn wait(mut self) {
+        // A dropped sender also means the source is gone: shut down.
+        let _ = self.0.wait_for(|&v| v).await;
+    }
+
+    /// Whether shutdown has begun.
+    pub fn started(&self) -> bool {
+        *self.0.borrow()
+    }
+}

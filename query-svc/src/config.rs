@@ -16,6 +16,12 @@ pub struct Config {
     /// `PARLEY_READY_MAX_LAG`: the largest projection lag, in events, at which `/ready` still
     /// answers 200; default 100000.
     pub ready_max_lag: u64,
+    /// `PARLEY_WS_PING_MS` (default 25000), `PARLEY_WS_IDLE_MS` (60000), `PARLEY_WS_QUEUE`
+    /// (1024 frames): WebSocket heartbeat, idle timeout and outbound queue.
+    pub ws: crate::realtime::WsConfig,
+    /// `PARLEY_DEV_TOKENS=1` enables `POST /v1/dev/tokens` for the tenant `PARLEY_DEV_TENANT`
+    /// (default `dev`); never in production.
+    pub dev_tenant: Option<events::TenantId>,
 }
 
 impl Config {
@@ -29,6 +35,16 @@ impl Config {
             common: Common::load(src)?,
             consistency_wait: src.millis("consistency_wait_ms", 2000)?,
             ready_max_lag: src.parse("ready_max_lag", 100_000)?,
+            ws: crate::realtime::WsConfig {
+                ping: src.millis("ws_ping_ms", 25_000)?,
+                idle: src.millis("ws_idle_ms", 60_000)?,
+                queue: src.parse("ws_queue", 1024usize)?,
+            },
+            dev_tenant: if src.parse("dev_tokens", 0u8)? == 1 {
+                Some(events::TenantId::parse(src.string("dev_tenant", "dev"))?)
+            } else {
+                None
+            },
         })
     }
 }

@@ -19,6 +19,7 @@ mod api;
 mod config;
 mod consistency;
 mod paging;
+pub mod realtime;
 mod store;
 
 pub use config::Config;
@@ -35,7 +36,10 @@ pub mod raw_sql {
 
 use anyhow::Context as _;
 use consistency::Checkpoints;
+use events::subject::Subjects;
 use platform::auth::ApiKeys;
+use platform::shutdown::Shutdown;
+use platform::token::UserTokens;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -69,19 +73,63 @@ pub async fn serve(
     )
     .await
     .context("connecting to NATS")?;
+    let mut tenants: Vec<events::TenantId> = keys.tenants().collect();
+    tenants.extend(config.dev_tenant.clone());
+    let tokens = UserTokens::new(config.common.token_secret.as_deref(), tenants)?;
     let state = Arc::new(api::AppState {
-        pool,
-        nats,
-        jetstream,
+        pool: pool.clone(),
+        nats: nats.clone(),
+        jetstream: jetstream.clone(),
         stream: config.common.stream.clone(),
         checkpoints: Checkpoints::default(),
         consistency_wait: config.consistency_wait,
         ready_max_lag: config.ready_max_lag,
     });
-    poem::Server::new_with_acceptor(acceptor)
-        .run_with_graceful_shutdown(api::app(state, keys), shutdown, Some(DRAIN_DEADLINE))
+    let stop = Shutdown::new(shutdown);
+    let subjects = Subjects::new(config.common.subject_root.clone());
+    let (hub, hub_task) = realtime::hub::Hub::start(
+        realtime::hub::HubSource {
+            jetstream: jetstream.clone(),
+            nats: nats.clone(),
+            stream: config.common.stream.clone(),
+            subjects: subjects.clone(),
+            pool,
+        },
+        config.ws.queue,
+        stop.clone().wait(),
+    );
+    let (presence, presence_tasks) = realtime::presence::Presence::start(
+        &jetstream,
+        subjects.presence_bucket(),
+        hub.clone(),
+        stop.clone(),
+    )
+    .await
+    .context("opening the presence bucket")?;
+    let rt = Arc::new(realtime::Realtime {
+        app: state.clone(),
+        hub,
+        presence,
+        nats,
+        subjects,
+        tokens,
+        config: config.ws.clone(),
+        stop: stop.clone(),
+    });
+    let served = poem::Server::new_with_acceptor(acceptor)
+        .run_with_graceful_shutdown(
+            api::app(state, keys, rt, config.dev_tenant.clone()),
+            stop.wait(),
+            Some(DRAIN_DEADLINE),
+        )
         .await
-        .context("serving HTTP")?;
+        .context("serving HTTP");
+    for task in std::iter::once(hub_task).chain(presence_tasks) {
+        if let Err(e) = task.await {
+            tracing::error!(error = %e, "realtime task panicked");
+        }
+    }
+    served?;
     tracing::info!("query service stopped");
     Ok(())
 }

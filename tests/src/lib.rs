@@ -18,6 +18,10 @@ use tokio::task::JoinHandle;
 pub const KEY_ACME: &str = "test-key-acme-0123456789";
 /// API key of tenant `globex`.
 pub const KEY_GLOBEX: &str = "test-key-globex-0123456789";
+/// `PARLEY_TOKEN_SECRET` of every test environment.
+pub const TOKEN_SECRET: &str = "test-token-secret-0123456789abcdef";
+
+pub mod ws;
 
 /// A running service (or projector) and its stop switch.
 pub struct Running {
@@ -139,6 +143,7 @@ impl TestEnv {
             subject_root: self.subject_root.clone(),
             api_keys: format!("{KEY_ACME}=acme,{KEY_GLOBEX}=globex"),
             db_pool_size: 16,
+            token_secret: Some(TOKEN_SECRET.into()),
         }
     }
 
@@ -162,13 +167,42 @@ impl TestEnv {
     /// # Errors
     /// Bind failure.
     pub async fn query_svc(&self) -> anyhow::Result<Running> {
-        let config = query_svc::Config {
+        self.query_svc_with(|_| {}).await
+    }
+
+    /// Starts a query service on a free port after `tweak` adjusts its settings (dev tokens
+    /// are on for tenant `acme`).
+    ///
+    /// # Errors
+    /// Bind failure, or the service fails at start.
+    pub async fn query_svc_with(
+        &self,
+        tweak: impl FnOnce(&mut query_svc::Config),
+    ) -> anyhow::Result<Running> {
+        let mut config = query_svc::Config {
             listen: "127.0.0.1:0".into(),
             common: self.common(),
             consistency_wait: Duration::from_millis(3000),
             ready_max_lag: 1_000_000,
+            ws: query_svc::realtime::WsConfig {
+                ping: Duration::from_secs(25),
+                idle: Duration::from_secs(60),
+                queue: 1024,
+            },
+            dev_tenant: Some(events::TenantId::parse("acme")?),
         };
+        tweak(&mut config);
         spawn_http(|acceptor, stop| query_svc::serve(config, acceptor, stop)).await
+    }
+
+    /// The token verifier/minter every service of this environment uses (tenants `acme` and
+    /// `globex`), for minting tokens the API would refuse to (already expired, short-lived).
+    ///
+    /// # Panics
+    /// Never: the secret is long enough.
+    pub fn tokens(&self) -> platform::token::UserTokens {
+        let tenants = ["acme", "globex"].map(|t| events::TenantId::parse(t).expect("tenant"));
+        platform::token::UserTokens::new(Some(TOKEN_SECRET), tenants).expect("secret")
     }
 
     /// Starts the projector (all projections).

@@ -76,7 +76,7 @@ pub struct BatchResponse {
 }
 
 /// A validated send.
-struct ValidSend {
+pub(crate) struct ValidSend {
     tenant: TenantId,
     key: ChannelKey,
     cmd: Command,
@@ -96,7 +96,7 @@ fn prefixed(prefix: &str, e: ApiError) -> ApiError {
     }
 }
 
-fn validate(
+pub(crate) fn validate(
     state: &AppState,
     tenant: &TenantId,
     req: SendMessageRequest,
@@ -156,7 +156,7 @@ fn too_large(state: &AppState) -> ApiError {
     )
 }
 
-async fn send(state: &AppState, v: ValidSend) -> Result<SendMessageResult, ApiError> {
+pub(crate) async fn send(state: &AppState, v: ValidSend) -> Result<SendMessageResult, ApiError> {
     let client_msg_no = match &v.cmd {
         Command::Send { client_msg_no, .. } => client_msg_no.clone(),
         _ => None,

@@ -3,12 +3,14 @@
 //! - [`messages`]: `POST /v1/messages`, `POST /v1/messages/batch`
 //! - [`channels`]: group lifecycle and members
 //! - [`reads`]: read positions
+//! - [`tokens`]: end-user tokens
 //! - [`errors`]: domain and service errors → HTTP
 
 pub mod channels;
 pub mod errors;
 pub mod messages;
 pub mod reads;
+pub mod tokens;
 
 use crate::service::Commands;
 use std::sync::Arc;
@@ -20,6 +22,8 @@ pub struct AppState {
     pub commands: Arc<Commands>,
     /// Largest decoded payload, bytes.
     pub max_payload_bytes: usize,
+    /// Mints user tokens.
+    pub tokens: platform::token::UserTokens,
 }
 
 /// Validates an id field.

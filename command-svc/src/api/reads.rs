@@ -3,7 +3,7 @@
 use super::{channel_type, id, AppState};
 use crate::domain::channel::Command;
 use crate::service::Outcome;
-use events::{ChannelId, ChannelKey, Event, Uid};
+use events::{ChannelId, ChannelKey, Event, TenantId, Uid};
 use platform::auth::TenantAuth;
 use platform::error::ApiError;
 use platform::http::JsonBody;
@@ -51,26 +51,47 @@ impl ReadsApi {
         channel_id: Path<String>,
         body: JsonBody<SetReadRequest>,
     ) -> Result<Json<SetReadResult>, ApiError> {
-        let uid = id("uid", &uid.0, Uid::parse)?;
-        let ct = channel_type("channel_type", ct.0)?;
-        let channel_id = id("channel_id", &channel_id.0, ChannelId::parse)?;
-        let key = ChannelKey::for_viewer(&uid, ct, &channel_id);
-        let cmd = Command::SetRead {
-            uid,
-            message_seq: body.0.message_seq,
-        };
-        match self.state.commands.execute(&auth.0, &key, cmd).await? {
-            Outcome::Appended {
-                event: Event::ReadPositionSet(r),
-                event_seq,
-            } => Ok(Json(SetReadResult {
-                message_seq: r.message_seq,
-                event_seq,
-            })),
-            other => Err(ApiError::internal(
-                "set_read",
-                format!("unexpected outcome {other:?}"),
-            )),
-        }
+        set_read(
+            &self.state,
+            &auth.0,
+            &uid.0,
+            ct.0,
+            &channel_id.0,
+            body.0.message_seq,
+        )
+        .await
+        .map(Json)
+    }
+}
+
+/// Validates and executes a read-position move (REST and socket commands alike).
+///
+/// # Errors
+/// 400 naming the bad field; the domain's 403/404; 503 when the log is down.
+pub(crate) async fn set_read(
+    state: &AppState,
+    tenant: &TenantId,
+    uid: &str,
+    ct: u8,
+    channel_id: &str,
+    message_seq: u64,
+) -> Result<SetReadResult, ApiError> {
+    let uid = id("uid", uid, Uid::parse)?;
+    let ct = channel_type("channel_type", ct)?;
+    let channel_id = id("channel_id", channel_id, ChannelId::parse)?;
+    let key = ChannelKey::for_viewer(&uid, ct, &channel_id);
+    let cmd = Command::SetRead { uid, message_seq };
+    match state.commands.execute(tenant, &key, cmd).await? {
+        Outcome::Appended {
+            event: Event::ReadPositionSet(r),
+            event_seq,
+        } => Ok(SetReadResult {
+            message_seq: r.message_seq,
+            event_seq,
+        }),
+        other => Err(ApiError::internal(
+            "set_read",
+            format!("unexpected outcome {other:?}"),
+        )),
     }
 }

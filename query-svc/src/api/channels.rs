@@ -7,7 +7,7 @@ use crate::consistency::Projection;
 use crate::store;
 use crate::store::channels::GroupRow;
 use events::{ChannelId, TenantId, Uid};
-use platform::auth::TenantAuth;
+use platform::auth::{Caller, CallerAuth};
 use platform::error::ApiError;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
@@ -86,8 +86,12 @@ impl ChannelsApi {
     }
 }
 
-fn optional_uid(raw: Option<&str>) -> Result<Option<Uid>, ApiError> {
-    raw.map(|u| parse_uid("uid", u)).transpose()
+/// The viewer whose membership is checked: optional for a service, the token's uid for a user.
+fn optional_uid(caller: &Caller, raw: Option<&str>) -> Result<Option<Uid>, ApiError> {
+    match caller {
+        Caller::Service(_) => raw.map(|u| parse_uid("uid", u)).transpose(),
+        Caller::User(_) => caller.viewer("uid", raw).map(Some),
+    }
 }
 
 #[OpenApi(tag = "ApiTags::Channels")]
@@ -101,7 +105,7 @@ impl ChannelsApi {
     )]
     async fn get_channel(
         &self,
-        auth: TenantAuth,
+        auth: CallerAuth,
         /// The group's id.
         channel_id: Path<String>,
         /// Optional viewer whose membership is required.
@@ -109,9 +113,9 @@ impl ChannelsApi {
         /// Wait until the read models include this event-log sequence.
         min_event_seq: Query<Option<u64>>,
     ) -> Result<Json<ChannelInfo>, ApiError> {
-        let tenant = auth.0;
+        let tenant = auth.0.tenant().clone();
         let channel_id = parse_channel_id(&channel_id.0)?;
-        let viewer = optional_uid(uid.0.as_deref())?;
+        let viewer = optional_uid(&auth.0, uid.0.as_deref())?;
         self.state.consistent(&READS, min_event_seq.0).await?;
 
         let g = self
@@ -136,7 +140,7 @@ impl ChannelsApi {
     )]
     async fn list_members(
         &self,
-        auth: TenantAuth,
+        auth: CallerAuth,
         /// The group's id.
         channel_id: Path<String>,
         /// Optional viewer whose membership is required.
@@ -148,9 +152,9 @@ impl ChannelsApi {
         /// Wait until the read models include this event-log sequence.
         min_event_seq: Query<Option<u64>>,
     ) -> Result<Json<MemberPage>, ApiError> {
-        let tenant = auth.0;
+        let tenant = auth.0.tenant().clone();
         let channel_id = parse_channel_id(&channel_id.0)?;
-        let viewer = optional_uid(uid.0.as_deref())?;
+        let viewer = optional_uid(&auth.0, uid.0.as_deref())?;
         let after = match cursor.0.as_deref() {
             None => None,
             Some(c) => Some(parse_uid("cursor", c)?),

@@ -1,12 +1,12 @@
 //! `GET /v1/users/{uid}/conversations`: a user's conversations, newest first. Reads the
 //! `conversations` and `messages` projections.
 
-use super::{parse_limit, parse_uid, seq_out, ApiTags, AppState, Message};
+use super::{parse_limit, seq_out, ApiTags, AppState, Message};
 use crate::consistency::Projection;
 use crate::paging::ConversationCursor;
 use crate::store;
 use crate::store::conversations::ConversationRow;
-use platform::auth::TenantAuth;
+use platform::auth::CallerAuth;
 use platform::error::ApiError;
 use platform::http::SerdeJson;
 use poem_openapi::param::{Path, Query};
@@ -81,7 +81,7 @@ impl ConversationsApi {
     )]
     async fn list(
         &self,
-        auth: TenantAuth,
+        auth: CallerAuth,
         /// The user.
         uid: Path<String>,
         /// Page size, 1–100, default 20.
@@ -91,8 +91,8 @@ impl ConversationsApi {
         /// Wait until the read models include this event-log sequence.
         min_event_seq: Query<Option<u64>>,
     ) -> Result<SerdeJson<ConversationPage>, ApiError> {
-        let tenant = auth.0;
-        let uid = parse_uid("uid", &uid.0)?;
+        let tenant = auth.0.tenant().clone();
+        let uid = auth.0.viewer("uid", Some(&uid.0))?;
         let limit = parse_limit(limit.0, DEFAULT_LIMIT, MAX_LIMIT)?;
         let cursor = cursor
             .0

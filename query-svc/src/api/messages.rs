@@ -1,14 +1,12 @@
 //! `GET /v1/channels/{channel_type}/{channel_id}/messages` (history) and
 //! `GET /v1/messages/{message_id}`. Both read the `messages` and `channels` projections.
 
-use super::{
-    parse_channel_id, parse_channel_type, parse_limit, parse_uid, ApiTags, AppState, Message,
-};
+use super::{parse_channel_id, parse_channel_type, parse_limit, ApiTags, AppState, Message};
 use crate::consistency::Projection;
 use crate::paging::HistoryPage;
 use crate::store;
 use events::{ChannelKey, ChannelType};
-use platform::auth::TenantAuth;
+use platform::auth::CallerAuth;
 use platform::error::ApiError;
 use platform::http::SerdeJson;
 use poem_openapi::param::{Path, Query};
@@ -55,13 +53,14 @@ impl MessagesApi {
     #[allow(clippy::too_many_arguments)]
     async fn history(
         &self,
-        auth: TenantAuth,
+        auth: CallerAuth,
         /// 1 personal, 2 group.
         channel_type: Path<u64>,
         /// The group id, or the peer's uid for a personal channel.
         channel_id: Path<String>,
-        /// The viewer.
-        uid: Query<String>,
+        /// The viewer: required with an API key; with a user token it is the token's uid
+        /// (another uid is 403 `FORBIDDEN_UID`).
+        uid: Query<Option<String>>,
         /// Only messages with a larger `message_seq`.
         after_seq: Query<Option<u64>>,
         /// Only messages with a smaller `message_seq`.
@@ -72,10 +71,10 @@ impl MessagesApi {
         /// sequence; 503 `PROJECTION_LAGGING` if they do not in time.
         min_event_seq: Query<Option<u64>>,
     ) -> Result<SerdeJson<MessagePage>, ApiError> {
-        let tenant = auth.0;
+        let tenant = auth.0.tenant().clone();
         let channel_type = parse_channel_type(channel_type.0)?;
         let channel_id = parse_channel_id(&channel_id.0)?;
-        let viewer = parse_uid("uid", &uid.0)?;
+        let viewer = auth.0.viewer("uid", uid.0.as_deref())?;
         let limit = parse_limit(limit.0, DEFAULT_LIMIT, MAX_LIMIT)?;
         let page = HistoryPage::new(after_seq.0, before_seq.0);
         self.state.consistent(&READS, min_event_seq.0).await?;
@@ -126,18 +125,18 @@ impl MessagesApi {
     )]
     async fn get_message(
         &self,
-        auth: TenantAuth,
+        auth: CallerAuth,
         /// The message's UUID.
         message_id: Path<String>,
-        /// The viewer.
-        uid: Query<String>,
+        /// The viewer: required with an API key; with a user token it is the token's uid.
+        uid: Query<Option<String>>,
         /// Wait until the read models include this event-log sequence.
         min_event_seq: Query<Option<u64>>,
     ) -> Result<SerdeJson<Message>, ApiError> {
-        let tenant = auth.0;
+        let tenant = auth.0.tenant().clone();
         let id = uuid::Uuid::parse_str(message_id.0.trim())
             .map_err(|_| ApiError::validation("message_id", "message_id must be a UUID"))?;
-        let viewer = parse_uid("uid", &uid.0)?;
+        let viewer = auth.0.viewer("uid", uid.0.as_deref())?;
         self.state.consistent(&READS, min_event_seq.0).await?;
 
         let found = store::messages::by_id(

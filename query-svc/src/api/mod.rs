@@ -3,6 +3,8 @@
 //! - [`messages`]: channel history and a message by id.
 //! - [`conversations`]: a user's conversation list.
 //! - [`channels`]: group info and members.
+//! - [`realtime`]: presence, dev tokens, the browser client (the sockets live in
+//!   [`crate::realtime`]).
 //! - [`ops`]: `/health`, `/ready`, `/metrics` (no API key: probes and scrapers have none).
 //!
 //! Every resource operation is secured by [`platform::auth::TenantAuth`] and answers errors as
@@ -13,6 +15,7 @@ pub mod channels;
 pub mod conversations;
 pub mod messages;
 pub mod ops;
+pub mod realtime;
 
 use crate::consistency::{Checkpoints, Projection, WaitError};
 use crate::store::{MessageRow, StoreError};
@@ -77,13 +80,20 @@ pub enum ApiTags {
     Conversations,
     /// Group channels and their members.
     Channels,
+    /// Presence and dev tokens (the sockets are documented in docs/realtime.md).
+    Realtime,
     /// Health, readiness and metrics.
     Ops,
 }
 
 /// The whole app: the OpenAPI operations at `/`, the spec at `/openapi.json`, Swagger UI at
 /// `/docs`, with API keys, the JSON error catch-all and request metrics.
-pub fn app(state: Arc<AppState>, keys: ApiKeys) -> impl Endpoint {
+pub fn app(
+    state: Arc<AppState>,
+    keys: ApiKeys,
+    rt: Arc<crate::realtime::Realtime>,
+    dev_tenant: Option<events::TenantId>,
+) -> impl Endpoint {
     let service = OpenApiService::new(
         (
             messages::MessagesApi {
@@ -96,6 +106,10 @@ pub fn app(state: Arc<AppState>, keys: ApiKeys) -> impl Endpoint {
                 state: state.clone(),
             },
             ops::OpsApi { state },
+            realtime::RealtimeApi {
+                rt: rt.clone(),
+                dev_tenant,
+            },
         ),
         "Parley query service",
         env!("CARGO_PKG_VERSION"),
@@ -105,8 +119,12 @@ pub fn app(state: Arc<AppState>, keys: ApiKeys) -> impl Endpoint {
     Route::new()
         .at("/openapi.json", spec)
         .nest("/docs", ui)
+        .at("/v1/ws", poem::get(crate::realtime::ws::handler))
+        .at("/v1/events", poem::get(crate::realtime::sse::handler))
         .nest("/", service)
         .data(keys)
+        .data(rt.tokens.clone())
+        .data(rt)
         .catch_all_error(render_error)
         .with(RequestMetrics {
             service: "query_svc",

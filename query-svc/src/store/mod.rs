@@ -8,11 +8,13 @@
 //! - [`channels`]: a group's row with the viewer's membership, and its member list.
 //! - [`conversations`]: a user's conversation list with each last message.
 //! - [`checkpoints`]: the `projection_checkpoints` table.
+//! - [`realtime`]: membership snapshot, a user's channels and catch-up pages for live push.
 
 pub mod channels;
 pub mod checkpoints;
 pub mod conversations;
 pub mod messages;
+pub mod realtime;
 
 use deadpool_postgres::{Object, Pool, PoolError};
 use std::time::Duration;

@@ -1,0 +1,90 @@
+//! `POST /v1/users/{uid}/tokens`: end-user tokens for the query service (see
+//! `docs/realtime.md` and [`platform::token`]).
+
+use super::{id, AppState};
+use events::Uid;
+use platform::auth::TenantAuth;
+use platform::error::ApiError;
+use platform::http::JsonBody;
+use platform::token::{DeviceFlag, TokenError, DEFAULT_TTL_S, TTL_RANGE_S};
+use poem_openapi::param::Path;
+use poem_openapi::payload::Json;
+use poem_openapi::{Object, OpenApi};
+
+/// What to mint.
+#[derive(Debug, Clone, Object, serde::Deserialize)]
+pub struct TokenRequest {
+    /// 0 app, 1 web, 2 desktop.
+    pub device_flag: u8,
+    /// Lifetime in seconds, 60–2,592,000 (30 days); default 86,400.
+    pub ttl_s: Option<u64>,
+}
+
+/// A user token.
+#[derive(Debug, Clone, Object, serde::Serialize)]
+pub struct TokenResponse {
+    /// The JWT, for `Authorization: Bearer` or `?token=` on the query service.
+    pub token: String,
+    /// Expiry, ms since the Unix epoch.
+    pub expires_at: i64,
+    /// The user.
+    pub uid: String,
+    /// The device class.
+    pub device_flag: u8,
+}
+
+/// Token endpoints.
+pub struct TokensApi {
+    /// Shared state.
+    pub state: AppState,
+}
+
+#[OpenApi]
+impl TokensApi {
+    /// Mint a token with which `uid` reads and subscribes on the query service as itself.
+    ///
+    /// 400 naming `device_flag` or `ttl_s` when out of range; 503 `TOKENS_DISABLED` when the
+    /// service has no `PARLEY_TOKEN_SECRET`.
+    #[oai(
+        path = "/v1/users/:uid/tokens",
+        method = "post",
+        operation_id = "mint_user_token"
+    )]
+    async fn mint(
+        &self,
+        auth: TenantAuth,
+        uid: Path<String>,
+        body: JsonBody<TokenRequest>,
+    ) -> Result<Json<TokenResponse>, ApiError> {
+        let uid = id("uid", &uid.0, Uid::parse)?;
+        let device_flag = DeviceFlag::try_from(body.0.device_flag)
+            .map_err(|e| ApiError::validation("device_flag", e))?;
+        let ttl_s = body.0.ttl_s.unwrap_or(DEFAULT_TTL_S);
+        if !TTL_RANGE_S.contains(&ttl_s) {
+            return Err(ApiError::validation(
+                "ttl_s",
+                format!(
+                    "ttl_s must be {}..={} seconds",
+                    TTL_RANGE_S.start(),
+                    TTL_RANGE_S.end()
+                ),
+            ));
+        }
+        let minted = self
+            .state
+            .tokens
+            .mint(&auth.0, &uid, device_flag, ttl_s)
+            .map_err(|e| match e {
+                TokenError::Disabled => ApiError::unavailable("TOKENS_DISABLED", e.to_string()),
+                other => ApiError::internal("mint token", other),
+            })?;
+        Ok(Json(TokenResponse {
+            token: minted.token,
+            expires_at: i64::try_from(minted.expires_at_s)
+                .unwrap_or(i64::MAX / 1000)
+                .saturating_mul(1000),
+            uid: uid.as_str().to_owned(),
+            device_flag: device_flag.as_u8(),
+        }))
+    }
+}

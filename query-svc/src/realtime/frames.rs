@@ -1,0 +1,361 @@
+//! The JSON frames of `/v1/ws` and `/v1/events` (documented in `docs/realtime.md`): what
+//! clients send ([`ClientFrame`]) and what the server pushes ([`ServerFrame`]).
+
+use platform::error::ErrorDetail;
+use serde::{Deserialize, Serialize};
+
+/// Longest `ref` a client may attach, in bytes.
+pub const MAX_REF_BYTES: usize = 64;
+/// Most uids in one `presence_subscribe`.
+pub const MAX_PRESENCE_UIDS: usize = 200;
+/// Most channels listed in one `sync`.
+pub const MAX_SYNC_CHANNELS: usize = 10_000;
+
+/// A channel a client holds messages of, and the last `message_seq` it holds.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SyncChannel {
+    /// 1 personal, 2 group.
+    pub channel_type: u8,
+    /// The group id, or the peer's uid.
+    pub channel_id: String,
+    /// The last `message_seq` the client has of the channel (0: none).
+    pub last_seq: u64,
+}
+
+/// A frame from the client.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientFrame {
+    /// Resume: send what the client missed, then `synced`.
+    Sync {
+        /// Echoed in errors.
+        #[serde(default, rename = "ref")]
+        reference: Option<String>,
+        /// Per channel, the last `message_seq` the client holds.
+        #[serde(default)]
+        channels: Vec<SyncChannel>,
+        /// For channels not listed: everything whose event came after this log position.
+        #[serde(default)]
+        since_event_seq: Option<u64>,
+    },
+    /// Send a message as the token's user.
+    Send {
+        /// Echoed in the answer.
+        #[serde(default, rename = "ref")]
+        reference: Option<String>,
+        /// 1 personal, 2 group.
+        channel_type: u8,
+        /// Group id, or the recipient's uid.
+        channel_id: String,
+        /// Base64 payload.
+        payload: String,
+        /// Idempotency key.
+        #[serde(default)]
+        client_msg_no: Option<String>,
+    },
+    /// Move the user's read position.
+    Read {
+        /// Echoed in an error.
+        #[serde(default, rename = "ref")]
+        reference: Option<String>,
+        /// 1 personal, 2 group.
+        channel_type: u8,
+        /// Group id, or the peer's uid.
+        channel_id: String,
+        /// The new read position.
+        message_seq: u64,
+    },
+    /// The user is typing in a channel.
+    Typing {
+        /// Echoed in an error.
+        #[serde(default, rename = "ref")]
+        reference: Option<String>,
+        /// 1 personal, 2 group.
+        channel_type: u8,
+        /// Group id, or the peer's uid.
+        channel_id: String,
+    },
+    /// Replace the set of users whose presence this connection follows.
+    PresenceSubscribe {
+        /// Echoed in an error.
+        #[serde(default, rename = "ref")]
+        reference: Option<String>,
+        /// The uids (at most 200).
+        uids: Vec<String>,
+    },
+    /// Application-level heartbeat.
+    Ping {
+        /// Echoed in the `pong`.
+        #[serde(default, rename = "ref")]
+        reference: Option<String>,
+    },
+}
+
+impl ClientFrame {
+    /// Parses a text frame; the error names the offending field (`payload`, `channels[2].last_seq`).
+    ///
+    /// # Errors
+    /// `(field, message)` for malformed JSON, an unknown `type` or a bad field.
+    pub fn parse(text: &str) -> Result<Self, (String, String)> {
+        let de = &mut serde_json::Deserializer::from_str(text);
+        let frame: Self = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let message = e.into_inner().to_string();
+            let field = if path == "." {
+                missing_field(&message).unwrap_or("type").to_owned()
+            } else {
+                path
+            };
+            (field, message)
+        })?;
+        let reference = match &frame {
+            ClientFrame::Sync { reference, .. }
+            | ClientFrame::Send { reference, .. }
+            | ClientFrame::Read { reference, .. }
+            | ClientFrame::Typing { reference, .. }
+            | ClientFrame::PresenceSubscribe { reference, .. }
+            | ClientFrame::Ping { reference } => reference.as_deref(),
+        };
+        if reference.is_some_and(|r| r.len() > MAX_REF_BYTES) {
+            return Err((
+                "ref".into(),
+                format!("ref is longer than {MAX_REF_BYTES} bytes"),
+            ));
+        }
+        match &frame {
+            ClientFrame::PresenceSubscribe { uids, .. } if uids.len() > MAX_PRESENCE_UIDS => {
+                Err(("uids".into(), format!("at most {MAX_PRESENCE_UIDS} uids")))
+            }
+            ClientFrame::Sync { channels, .. } if channels.len() > MAX_SYNC_CHANNELS => Err((
+                "channels".into(),
+                format!("at most {MAX_SYNC_CHANNELS} channels"),
+            )),
+            _ => Ok(frame),
+        }
+    }
+}
+
+/// The field serde names in "missing field `x`".
+fn missing_field(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("missing field `")?;
+    rest.split('`').next()
+}
+
+/// One device of an online user.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Device {
+    /// 0 app, 1 web, 2 desktop.
+    pub device_flag: u8,
+}
+
+/// A frame from the server. Serialized once per audience and shared by every recipient.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame<'a> {
+    /// A message, live or caught up.
+    Message {
+        /// The event's log position.
+        event_seq: u64,
+        /// UUIDv7.
+        message_id: &'a str,
+        /// Position in the channel.
+        message_seq: u64,
+        /// The sender's idempotency key.
+        client_msg_no: Option<&'a str>,
+        /// The sender.
+        from_uid: &'a str,
+        /// The group id, or the peer's uid as the recipient sees it.
+        channel_id: &'a str,
+        /// 1 personal, 2 group.
+        channel_type: u8,
+        /// Acceptance time, ms since the Unix epoch.
+        timestamp: i64,
+        /// Base64 payload.
+        payload: &'a str,
+    },
+    /// Someone's read position moved.
+    Read {
+        /// The event's log position.
+        event_seq: u64,
+        /// The reader.
+        uid: &'a str,
+        /// 1 personal, 2 group.
+        channel_type: u8,
+        /// The channel as the recipient sees it.
+        channel_id: &'a str,
+        /// The new read position.
+        message_seq: u64,
+    },
+    /// Users joined a group (also its creation).
+    MemberAdded {
+        /// The event's log position.
+        event_seq: u64,
+        /// The group.
+        channel_id: &'a str,
+        /// Always 2.
+        channel_type: u8,
+        /// Who joined.
+        uids: Vec<&'a str>,
+        /// The group's name, on creation.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        name: Option<&'a str>,
+    },
+    /// A user left a group.
+    MemberRemoved {
+        /// The event's log position.
+        event_seq: u64,
+        /// The group.
+        channel_id: &'a str,
+        /// Always 2.
+        channel_type: u8,
+        /// Who left.
+        uid: &'a str,
+    },
+    /// A group was disbanded.
+    ChannelDisbanded {
+        /// The event's log position.
+        event_seq: u64,
+        /// The group.
+        channel_id: &'a str,
+        /// Always 2.
+        channel_type: u8,
+    },
+    /// Someone is typing.
+    Typing {
+        /// 1 personal, 2 group.
+        channel_type: u8,
+        /// The channel as the recipient sees it.
+        channel_id: &'a str,
+        /// The typist.
+        uid: &'a str,
+    },
+    /// A followed user's presence.
+    Presence {
+        /// The user.
+        uid: &'a str,
+        /// Whether any device is connected.
+        online: bool,
+        /// The connected devices.
+        devices: Vec<Device>,
+    },
+    /// A `send` was accepted (or was a duplicate of an accepted one).
+    SendAck {
+        /// The `send`'s ref.
+        #[serde(rename = "ref")]
+        reference: Option<&'a str>,
+        /// The idempotency key.
+        client_msg_no: Option<&'a str>,
+        /// The message's id.
+        message_id: &'a str,
+        /// Its position in the channel.
+        message_seq: u64,
+        /// Its log position.
+        event_seq: u64,
+    },
+    /// The catch-up after `sync` is complete.
+    Synced {
+        /// Whether everything missed was sent.
+        recovered: bool,
+        /// The log position the catch-up covers.
+        event_seq: u64,
+    },
+    /// A frame was refused.
+    Error {
+        /// The refused frame's ref.
+        #[serde(rename = "ref")]
+        reference: Option<&'a str>,
+        /// As the REST error body.
+        #[serde(flatten)]
+        error: &'a ErrorDetail,
+    },
+    /// Answer to `ping`.
+    Pong {
+        /// The ping's ref.
+        #[serde(rename = "ref")]
+        reference: Option<&'a str>,
+    },
+}
+
+impl ServerFrame<'_> {
+    /// The frame's JSON text.
+    pub fn to_json(&self) -> String {
+        // Serializing these plain structs cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// The frame's `type` (the SSE event name).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ServerFrame::Message { .. } => "message",
+            ServerFrame::Read { .. } => "read",
+            ServerFrame::MemberAdded { .. } => "member_added",
+            ServerFrame::MemberRemoved { .. } => "member_removed",
+            ServerFrame::ChannelDisbanded { .. } => "channel_disbanded",
+            ServerFrame::Typing { .. } => "typing",
+            ServerFrame::Presence { .. } => "presence",
+            ServerFrame::SendAck { .. } => "send_ack",
+            ServerFrame::Synced { .. } => "synced",
+            ServerFrame::Error { .. } => "error",
+            ServerFrame::Pong { .. } => "pong",
+        }
+    }
+}
+
+/// An `error` frame's JSON.
+pub fn error_json(
+    reference: Option<&str>,
+    code: &str,
+    message: &str,
+    field: Option<&str>,
+) -> String {
+    let detail = ErrorDetail {
+        code: code.to_owned(),
+        message: message.to_owned(),
+        field: field.map(str::to_owned),
+    };
+    ServerFrame::Error {
+        reference,
+        error: &detail,
+    }
+    .to_json()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_names_the_field() {
+        let ok = ClientFrame::parse(r#"{"type":"ping","ref":"a"}"#).unwrap();
+        assert!(matches!(ok, ClientFrame::Ping { reference: Some(r) } if r == "a"));
+        let (field, _) =
+            ClientFrame::parse(r#"{"type":"send","channel_type":1,"channel_id":"b"}"#).unwrap_err();
+        assert_eq!(field, "payload");
+        let (field, _) = ClientFrame::parse(
+            r#"{"type":"sync","channels":[{"channel_type":1,"channel_id":"b","last_seq":-1}]}"#,
+        )
+        .unwrap_err();
+        assert_eq!(field, "channels[0].last_seq");
+        let (field, _) = ClientFrame::parse(r#"{"type":"nope"}"#).unwrap_err();
+        assert_eq!(field, "type");
+        let (field, _) = ClientFrame::parse("not json").unwrap_err();
+        assert_eq!(field, "type");
+    }
+
+    #[test]
+    fn frames_serialize_with_their_type() {
+        let f = ServerFrame::Synced {
+            recovered: true,
+            event_seq: 7,
+        };
+        assert_eq!(
+            f.to_json(),
+            r#"{"type":"synced","recovered":true,"event_seq":7}"#
+        );
+        let e = error_json(Some("r1"), "RATE_LIMITED", "slow down", None);
+        assert_eq!(
+            e,
+            r#"{"type":"error","ref":"r1","code":"RATE_LIMITED","message":"slow down"}"#
+        );
+    }
+}

@@ -1,0 +1,150 @@
+//! `GET /v1/ws`: the WebSocket transport of a [`Session`].
+
+use super::session::{CommandFuture, End, Session, Sink};
+use super::Realtime;
+use futures::stream::{FuturesUnordered, SplitSink};
+use futures::{SinkExt, StreamExt};
+use poem::web::websocket::{Message, WebSocket, WebSocketConfig, WebSocketStream};
+use poem::web::Data;
+use poem::{handler, IntoResponse, Request, Response};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Largest client frame, in bytes (larger: close 4002).
+pub const MAX_FRAME_BYTES: usize = 256 * 1024;
+/// A frame the client does not take within this long closes the connection as a slow consumer.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most `send`/`read` commands in flight per connection.
+const MAX_IN_FLIGHT: usize = 256;
+
+/// Upgrades an authenticated request (user token in `Authorization` or `?token=`; else 401)
+/// to a WebSocket session; 503 `HUB_STARTING` until the hub follows the log.
+#[handler]
+pub async fn handler(req: &Request, ws: WebSocket, rt: Data<&Arc<Realtime>>) -> Response {
+    let claims = match super::authenticate(req, &rt.tokens) {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    if !rt.hub.ready() {
+        return platform::error::ApiError::unavailable(
+            "HUB_STARTING",
+            "the live event hub is starting; retry shortly",
+        )
+        .into_response();
+    }
+    let rt = Arc::clone(&rt);
+    // Small read buffers: most connections idle, and tungstenite allocates the buffer up
+    // front (its 128 KiB default would dominate per-connection memory).
+    let config = WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
+        .max_message_size(Some(MAX_FRAME_BYTES * 4))
+        .max_frame_size(Some(MAX_FRAME_BYTES * 4));
+    ws.config(config)
+        .on_upgrade(move |socket| run(rt, claims, socket))
+        .into_response()
+}
+
+struct WsSink(SplitSink<WebSocketStream, Message>);
+
+impl Sink for WsSink {
+    async fn send(
+        &mut self,
+        _kind: &'static str,
+        _event_seq: Option<u64>,
+        json: String,
+    ) -> Result<(), End> {
+        match tokio::time::timeout(WRITE_TIMEOUT, self.0.send(Message::Text(json))).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(End::Gone),
+            Err(_) => Err(End::SlowConsumer),
+        }
+    }
+}
+
+async fn run(rt: Arc<Realtime>, claims: platform::token::UserClaims, socket: WebSocketStream) {
+    let (sink, mut stream) = socket.split();
+    let mut sink = WsSink(sink);
+    let Some(mut reg) = rt
+        .hub
+        .register(claims.tenant.clone(), claims.uid.clone())
+        .await
+    else {
+        let (code, reason) = End::Shutdown.close();
+        let _ = sink.0.send(Message::close_with(code, reason)).await;
+        return;
+    };
+    let device = claims.device_flag.as_u8();
+    rt.presence.connected(&claims.tenant, &claims.uid, device);
+    metrics::counter!("query_svc_ws_sessions_total").increment(1);
+    let mut session = Session::new(&rt, claims.clone());
+    let mut pending = FuturesUnordered::new();
+    let mut ping = tokio::time::interval(rt.config.ping);
+    ping.tick().await;
+    let mut last_in = Instant::now();
+    let expiry = tokio::time::sleep(super::until(claims.expires_at_s));
+    let stop = rt.stop.clone().wait();
+    tokio::pin!(expiry, stop);
+    let end = loop {
+        tokio::select! {
+            biased;
+            () = &mut stop => break End::Shutdown,
+            () = &mut expiry => break End::Expired,
+            msg = stream.next() => match msg {
+                Some(Ok(Message::Text(text))) => {
+                    last_in = Instant::now();
+                    if text.len() > MAX_FRAME_BYTES {
+                        break End::Protocol;
+                    }
+                    match session.on_text(&text, &mut sink).await {
+                        Ok(Some(CommandFuture::Pending(f))) if pending.len() < MAX_IN_FLIGHT => pending.push(f),
+                        Ok(Some(CommandFuture::Pending(_))) => {
+                            let json = super::frames::error_json(None, "TOO_MANY_IN_FLIGHT", "wait for answers before sending more", None);
+                            if let Err(e) = sink.send("error", None, json).await { break e; }
+                        }
+                        Ok(Some(CommandFuture::Follow { uids, current })) => rt.hub.follow_presence(reg.id, uids, current),
+                        Ok(None) => {}
+                        Err(e) => break e,
+                    }
+                }
+                Some(Ok(Message::Binary(_))) => break End::Protocol,
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => last_in = Instant::now(),
+                Some(Ok(Message::Close(_)) | Err(_)) | None => break End::Gone,
+            },
+            out = reg.rx.recv() => match out {
+                Some(out) => if let Err(e) = session.deliver(out, &mut sink).await { break e; },
+                None if reg.overflowed.load(Ordering::Acquire) => break End::SlowConsumer,
+                None => break End::Shutdown,
+            },
+            Some(answer) = pending.next(), if !pending.is_empty() => {
+                if !answer.is_empty() {
+                    if let Err(e) = sink.send("answer", None, answer).await { break e; }
+                }
+            }
+            _ = ping.tick() => {
+                if last_in.elapsed() > rt.config.idle {
+                    break End::Idle;
+                }
+                let ping = tokio::time::timeout(WRITE_TIMEOUT, sink.0.send(Message::Ping(Vec::new()))).await;
+                if !matches!(ping, Ok(Ok(()))) {
+                    break End::Gone;
+                }
+            }
+        }
+    };
+    rt.hub.unregister(reg.id);
+    rt.presence
+        .disconnected(&claims.tenant, &claims.uid, device);
+    let (code, reason) = end.close();
+    metrics::counter!("query_svc_ws_closes_total", "code" => code.to_string()).increment(1);
+    if end != End::Gone {
+        let _ = tokio::time::timeout(
+            WRITE_TIMEOUT,
+            sink.0.send(Message::close_with(code, reason)),
+        )
+        .await;
+    }
+    let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.0.close()).await;
+}
