@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make run`: installs what is missing, starts NATS (JetStream) and a project-local Postgres on
 # loopback (data in .run/dev, kept across runs), builds and starts the three services, prints
-# the URLs and the dev API key, and stops everything on Ctrl-C.
+# the URLs and the dev API key, and stops everything on Ctrl-C. Dev tokens are on (the
+# browser client at the query service's / uses them); the token secret is kept in .run/dev.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -13,11 +14,18 @@ if [ ! -f "$dir/api_key" ]; then
   echo "dev-$(head -c 18 /dev/urandom | base64 | tr -dc 'a-zA-Z0-9')" >"$dir/api_key"
 fi
 key="$(cat "$dir/api_key")"
+if [ ! -f "$dir/token_secret" ]; then
+  head -c 48 /dev/urandom | base64 | tr -dc 'a-zA-Z0-9' >"$dir/token_secret"
+fi
 cargo build --release -p command-svc -p query-svc -p projector
 bash deploy/infra.sh start "$dir"
 # shellcheck disable=SC1091
 . "$dir/env"
 export PARLEY_API_KEYS="$key=dev"
+export PARLEY_TOKEN_SECRET="$(cat "$dir/token_secret")"
+# Dev only: the browser client at / mints tokens for tenant `dev` without credentials.
+export PARLEY_DEV_TOKENS="${PARLEY_DEV_TOKENS:-1}"
+export PARLEY_DEV_TENANT=dev
 export PARLEY_COMMAND_LISTEN="${PARLEY_COMMAND_LISTEN:-127.0.0.1:5001}"
 export PARLEY_QUERY_LISTEN="${PARLEY_QUERY_LISTEN:-127.0.0.1:5002}"
 export PARLEY_PROJECTOR_LISTEN="${PARLEY_PROJECTOR_LISTEN:-127.0.0.1:5003}"
@@ -40,7 +48,7 @@ cat <<MSG
 
 Parley is running (Ctrl-C stops everything):
   command service  http://$PARLEY_COMMAND_LISTEN   (docs: /docs, spec: /openapi.json)
-  query service    http://$PARLEY_QUERY_LISTEN   (docs: /docs)
+  query service    http://$PARLEY_QUERY_LISTEN   (docs: /docs; chat client: /; WebSocket: /v1/ws)
   projector        http://$PARLEY_PROJECTOR_LISTEN/metrics
   NATS             $PARLEY_NATS_URL
   Postgres         $PARLEY_DATABASE_URL

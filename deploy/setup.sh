@@ -15,6 +15,7 @@ PG_BIN="${PG_BIN:-/usr/lib/postgresql/15/bin}"
 apt_pkgs=()
 [ -x "$PG_BIN/initdb" ] || apt_pkgs+=(postgresql-15)
 [ -x /usr/bin/chromium ] || apt_pkgs+=(chromium)
+command -v npm >/dev/null 2>&1 || apt_pkgs+=(nodejs npm)
 if [ "${#apt_pkgs[@]}" -gt 0 ]; then
   echo "setup: installing ${apt_pkgs[*]} from Debian's packages" >&2
   export DEBIAN_FRONTEND=noninteractive
