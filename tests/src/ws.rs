@@ -136,6 +136,33 @@ impl Ws {
         }
     }
 
+    /// The first frame of each of `kinds`, in the order of `kinds`, whatever order they arrive
+    /// in (others are skipped), within `wait`.
+    ///
+    /// # Errors
+    /// Timeout or close before all arrive.
+    pub async fn expect_each(
+        &mut self,
+        kinds: &[&str],
+        wait: Duration,
+    ) -> anyhow::Result<Vec<Value>> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut found: Vec<Option<Value>> = vec![None; kinds.len()];
+        while found.iter().any(Option::is_none) {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let f = self
+                .next_within(left)
+                .await?
+                .with_context(|| format!("missing one of {kinds:?} (closed {:?})", self.closed))?;
+            if let Some(i) = kinds.iter().position(|k| f["type"] == *k) {
+                if found[i].is_none() {
+                    found[i] = Some(f);
+                }
+            }
+        }
+        Ok(found.into_iter().flatten().collect())
+    }
+
     /// Every frame until none arrives for `quiet`.
     ///
     /// # Errors

@@ -212,6 +212,8 @@ struct State {
     users: HashMap<TenantId, HashMap<Uid, Vec<u64>>>,
     groups: HashMap<TenantId, HashMap<ChannelId, HashSet<Uid>>>,
     followers: HashMap<TenantId, HashMap<Uid, HashSet<u64>>>,
+    /// Frames queued since the last flush to the deliveries counter.
+    delivered: u64,
 }
 
 async fn run(
@@ -266,6 +268,7 @@ async fn run(
                     }
                     position.store(seq, Ordering::Release);
                     metrics::gauge!("query_svc_hub_position").set(seq as f64);
+                    metrics::counter!("query_svc_ws_deliveries_total").increment(std::mem::take(&mut state.delivered));
                 }
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "hub log consumer error");
@@ -468,7 +471,7 @@ impl State {
             return;
         };
         match slot.tx.try_send(out) {
-            Ok(()) => metrics::counter!("query_svc_ws_deliveries_total").increment(1),
+            Ok(()) => self.delivered += 1,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 slot.overflowed.store(true, Ordering::Release);
                 metrics::counter!("query_svc_ws_slow_consumer_closes_total").increment(1);

@@ -82,6 +82,11 @@ pub struct Session<'a> {
     claims: UserClaims,
     /// Per channel, the last `message_seq` sent on this connection.
     cursors: HashMap<ChannelKey, u64>,
+    /// Before the first `sync`: per channel, the first `message_seq` sent live (the client may
+    /// resume from below it, and must then get the messages in between, but not these again).
+    first_live: HashMap<ChannelKey, u64>,
+    /// Whether a `sync` has completed.
+    synced: bool,
     typing_last: HashMap<ChannelKey, Instant>,
     typing_window: (Instant, u32),
 }
@@ -93,6 +98,8 @@ impl<'a> Session<'a> {
             rt,
             claims,
             cursors: HashMap::new(),
+            first_live: HashMap::new(),
+            synced: false,
             typing_last: HashMap::new(),
             typing_window: (Instant::now(), 0),
         }
@@ -132,7 +139,16 @@ impl<'a> Session<'a> {
                 }
                 sink.send("message", Some(event_seq), frame.to_string())
                     .await?;
-                self.cursors.insert((*channel).clone(), message_seq);
+                // The hot path: no key clone when the channel is known.
+                match self.cursors.get_mut(&*channel) {
+                    Some(c) => *c = message_seq,
+                    None => {
+                        self.cursors.insert((*channel).clone(), message_seq);
+                        if !self.synced {
+                            self.first_live.insert((*channel).clone(), message_seq);
+                        }
+                    }
+                }
                 Ok(())
             }
         }
@@ -384,7 +400,8 @@ impl<'a> Session<'a> {
             return self.synced(false, position, sink).await;
         };
         // Only the user's own channels: a listed channel it is not in is ignored.
-        let mut starts: Vec<(ChannelKey, u64)> = Vec::new();
+        let mut starts: Vec<(ChannelKey, u64, Option<(u64, u64)>)> = Vec::new();
+        let mut fills: Vec<(ChannelKey, u64, u64, u64)> = Vec::new();
         for ch in mine {
             let Ok(ct) = u8::try_from(ch.channel_type)
                 .map_err(|_| String::new())
@@ -422,14 +439,32 @@ impl<'a> Session<'a> {
             } else {
                 continue;
             };
+            if let (Some(&first), Some(&cursor)) =
+                (self.first_live.get(&key), self.cursors.get(&key))
+            {
+                // Messages first..=cursor already went out live on this connection: send only
+                // what lies between the client's position and them.
+                if start + 1 < first {
+                    fills.push((key, start, first - 1, cursor));
+                }
+                continue;
+            }
             if u64::try_from(ch.last_msg_seq).unwrap_or(0) > start {
-                starts.push((key, start));
+                starts.push((key, start, None));
             } else {
                 self.cursors.entry(key).or_insert(start);
             }
         }
-        for (key, start) in starts {
-            match self.page_out(&key, start, None, position, sink).await {
+        let fills = fills
+            .into_iter()
+            .map(|(key, start, upto, cursor)| (key, start, Some((upto, cursor))));
+        for (key, start, fill) in starts.into_iter().chain(fills) {
+            let upto = fill.map(|(u, _)| u);
+            let paged = self.page_out(&key, start, upto, position, sink).await;
+            if let Some((_, cursor)) = fill {
+                self.cursors.insert(key.clone(), cursor);
+            }
+            match paged {
                 Ok(_) => {}
                 Err(PageError::End(e)) => return Err(e),
                 Err(PageError::Store) => {
@@ -439,6 +474,8 @@ impl<'a> Session<'a> {
                 }
             }
         }
+        self.synced = true;
+        self.first_live.clear();
         self.synced(true, position, sink).await
     }
 

@@ -10,6 +10,9 @@
 //! | S5 | projector catch-up of 1M logged events into empty read models | binary `COPY` of the resulting rows into empty copies of the same tables |
 //! | S3 | history page: newest, and at depth 1M, of a 1M-message channel | the same SQL issued directly |
 //! | S4 | first conversation-list page of a user with 1,000 conversations | the same SQL issued directly |
+//! | S2 | send → push latency, 1,000 connected users, 1,100 sends/s | a bare tokio-tungstenite broadcast under the same load |
+//! | S6 | fan-out to one group of 1,000 connected members at rising rates | the same bare broadcast |
+//! | S7 | RSS per idle WebSocket connection (10,000, each user in 10 groups) | — |
 //!
 //! # Layout
 //! - `procs.rs`: the bench environment (NATS, Postgres admin URL, sibling release binaries as
@@ -18,13 +21,14 @@
 //! - `baseline.rs`: the bare publish handler (`bench baseline-server`).
 //! - `seed.rs`: valid event streams (a personal/group mix, one deep channel) published straight
 //!   to the log with the `events` codec.
-//! - `send.rs` (S1), `catchup.rs` (S5), `reads.rs` (S3/S4); `report.rs` prints the table.
+//! - `send.rs` (S1), `catchup.rs` (S5), `reads.rs` (S3/S4), `realtime.rs` (S2/S6/S7);
+//!   `report.rs` prints the table.
 //!
 //! Env: `PARLEY_NATS_URL`, `PARLEY_DATABASE_URL` (from `deploy/infra.sh`), and optionally
 //! `BENCH_SECS` (measured seconds per run, default 10), `BENCH_WARMUP_SECS` (default 3),
 //! `BENCH_EVENTS` (S5 log size, default 1,000,000), `BENCH_DEPTH` (S3 channel depth, default
-//! 1,000,000), `BENCH_ONLY` (comma-separated subset of `s1`, `s5`, `reads`; `reads` implies
-//! the S5 data).
+//! 1,000,000), `BENCH_ONLY` (comma-separated subset of `s1`, `s5`, `reads`, `realtime`;
+//! `reads` implies the S5 data).
 
 /// The same allocator as the services, so the bare baseline handler runs on equal terms.
 #[global_allocator]
@@ -35,6 +39,7 @@ mod catchup;
 mod driver;
 mod procs;
 mod reads;
+mod realtime;
 mod report;
 mod seed;
 mod send;
@@ -59,6 +64,9 @@ async fn main() -> anyhow::Result<()> {
         if bench.wants("reads") {
             reads::run(&bench, &data, &mut report).await?;
         }
+    }
+    if bench.wants("realtime") {
+        realtime::run(&bench, &mut report).await?;
     }
     println!();
     report.print();

@@ -197,6 +197,11 @@ pub struct Proc {
 }
 
 impl Proc {
+    /// The child's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// SIGTERM, then waits for the graceful exit (SIGKILL after 15 s).
     pub async fn stop(mut self) {
         if let Some(pid) = self.child.id() {
