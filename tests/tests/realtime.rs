@@ -653,3 +653,39 @@ async fn server_sent_events_resume_from_last_event_id() {
 fn text_of(frame: &Value) -> String {
     text(frame)
 }
+
+#[tokio::test]
+async fn silent_client_is_closed_after_the_idle_window() {
+    let env = TestEnv::new().await.unwrap();
+    let cmd = env.command_svc().await.unwrap();
+    let q = env
+        .query_svc_with(|c| {
+            c.ws.ping = Duration::from_millis(200);
+            c.ws.idle = Duration::from_millis(600);
+        })
+        .await
+        .unwrap();
+    let c = Api::new(&cmd.url(), KEY_ACME);
+    let token = mint(&c, "bob", 1).await.unwrap();
+    // A client that keeps talking stays; pings alone from the server do not keep it open
+    // unless the client answers them (reading answers pings).
+    let mut talking = Ws::connect(&q.url(), &token).await.unwrap();
+    for i in 0..5 {
+        talking
+            .send(json!({"type": "ping", "ref": format!("{i}")}))
+            .await
+            .unwrap();
+        talking.expect("pong", WAIT).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(talking.closed, None);
+    // A client that neither reads nor writes is closed with 4009.
+    let mut silent = Ws::connect(&q.url(), &token).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(silent
+        .drain(Duration::from_secs(2))
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(silent.closed, Some(4009));
+}

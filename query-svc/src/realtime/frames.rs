@@ -22,9 +22,13 @@ pub struct SyncChannel {
     pub last_seq: u64,
 }
 
-/// A frame from the client.
+/// A frame from the client: `{"type": "<variant>", …fields}`.
+///
+/// [`ClientFrame::parse`] moves the fields under the variant's name before deserializing (an
+/// externally tagged enum), because serde buffers internally tagged content and error paths
+/// would lose the offending field.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum ClientFrame {
     /// Resume: send what the client missed, then `synced`.
     Sync {
@@ -97,17 +101,33 @@ impl ClientFrame {
     /// # Errors
     /// `(field, message)` for malformed JSON, an unknown `type` or a bad field.
     pub fn parse(text: &str) -> Result<Self, (String, String)> {
-        let de = &mut serde_json::Deserializer::from_str(text);
-        let frame: Self = serde_path_to_error::deserialize(de).map_err(|e| {
-            let path = e.path().to_string();
-            let message = e.into_inner().to_string();
-            let field = if path == "." {
-                missing_field(&message).unwrap_or("type").to_owned()
-            } else {
-                path
-            };
-            (field, message)
-        })?;
+        let bad = |m: String| ("type".to_owned(), m);
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| bad(format!("not JSON: {e}")))?;
+        let serde_json::Value::Object(mut fields) = value else {
+            return Err(bad("a frame is a JSON object".into()));
+        };
+        let kind = match fields.remove("type") {
+            Some(serde_json::Value::String(k)) => k,
+            _ => return Err(bad("missing or non-string type".into())),
+        };
+        let mut wrapped = serde_json::Map::new();
+        wrapped.insert(kind.clone(), serde_json::Value::Object(fields));
+        let frame: Self = serde_path_to_error::deserialize(serde_json::Value::Object(wrapped))
+            .map_err(|e| {
+                let path = e.path().to_string();
+                let message = e.into_inner().to_string();
+                let inner = path
+                    .strip_prefix(kind.as_str())
+                    .map(|p| p.trim_start_matches('.'))
+                    .unwrap_or("");
+                let field = if inner.is_empty() {
+                    missing_field(&message).unwrap_or("type").to_owned()
+                } else {
+                    inner.to_owned()
+                };
+                (field, message)
+            })?;
         let reference = match &frame {
             ClientFrame::Sync { reference, .. }
             | ClientFrame::Send { reference, .. }

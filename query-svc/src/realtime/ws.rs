@@ -16,6 +16,8 @@ use tokio::time::Instant;
 pub const MAX_FRAME_BYTES: usize = 256 * 1024;
 /// A frame the client does not take within this long closes the connection as a slow consumer.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a closing connection waits for the client's close frame.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// Most `send`/`read` commands in flight per connection.
 const MAX_IN_FLIGHT: usize = 256;
 
@@ -144,6 +146,16 @@ async fn run(rt: Arc<Realtime>, claims: platform::token::UserClaims, socket: Web
             WRITE_TIMEOUT,
             sink.0.send(Message::close_with(code, reason)),
         )
+        .await;
+        // Close handshake (RFC 6455 §5.5.1): let the client read up to the close frame and
+        // answer it, so it sees the code, instead of a reset on its next pong.
+        let _ = tokio::time::timeout(CLOSE_GRACE, async {
+            while let Some(Ok(m)) = stream.next().await {
+                if matches!(m, Message::Close(_)) {
+                    break;
+                }
+            }
+        })
         .await;
     }
     let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.0.close()).await;
