@@ -115,6 +115,7 @@ pub async fn serve(
         tokens,
         config: config.ws.clone(),
         stop: stop.clone(),
+        typing: realtime::TypingLimiter::default(),
     });
     let served = poem::Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(

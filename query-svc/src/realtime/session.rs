@@ -24,9 +24,6 @@ const PAGE: usize = 500;
 const CATCH_UP_WAIT: Duration = Duration::from_secs(5);
 /// Longest wait for the command service's answer to `send` or `read`.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
-/// Typing notices: at most one per channel per second, and this many per second overall.
-const TYPING_PER_CHANNEL: Duration = Duration::from_secs(1);
-const TYPING_PER_SECOND: u32 = 5;
 
 /// Why a session ends; each maps to a WebSocket close code (`docs/realtime.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,8 +84,6 @@ pub struct Session<'a> {
     first_live: HashMap<ChannelKey, u64>,
     /// Whether a `sync` has completed.
     synced: bool,
-    typing_last: HashMap<ChannelKey, Instant>,
-    typing_window: (Instant, u32),
 }
 
 impl<'a> Session<'a> {
@@ -100,8 +95,6 @@ impl<'a> Session<'a> {
             cursors: HashMap::new(),
             first_live: HashMap::new(),
             synced: false,
-            typing_last: HashMap::new(),
-            typing_window: (Instant::now(), 0),
         }
     }
 
@@ -400,7 +393,7 @@ impl<'a> Session<'a> {
             return self.synced(false, position, sink).await;
         };
         // Only the user's own channels: a listed channel it is not in is ignored.
-        let mut starts: Vec<(ChannelKey, u64, Option<(u64, u64)>)> = Vec::new();
+        let mut starts: Vec<CatchUp> = Vec::new();
         let mut fills: Vec<(ChannelKey, u64, u64, u64)> = Vec::new();
         for ch in mine {
             let Ok(ct) = u8::try_from(ch.channel_type)
@@ -517,24 +510,18 @@ impl<'a> Session<'a> {
         channel_id: &str,
     ) -> Result<(), (&'static str, Option<&'static str>, String)> {
         let key = self.channel_key(channel_type, channel_id)?;
-        let now = Instant::now();
-        if now.duration_since(self.typing_window.0) >= Duration::from_secs(1) {
-            self.typing_window = (now, 0);
-        }
-        let too_soon = self
-            .typing_last
-            .get(&key)
-            .is_some_and(|t| now.duration_since(*t) < TYPING_PER_CHANNEL);
-        if too_soon || self.typing_window.1 >= TYPING_PER_SECOND {
+        if !self
+            .rt
+            .typing
+            .allow(&self.claims.tenant, &self.claims.uid, key, Instant::now())
+        {
             metrics::counter!("query_svc_typing_rate_limited_total").increment(1);
             return Err((
                 "RATE_LIMITED",
                 None,
-                "typing: at most one per channel per second".into(),
+                "typing: at most one per channel per second, five per second per user".into(),
             ));
         }
-        self.typing_window.1 += 1;
-        self.typing_last.insert(key, now);
         let notice = TypingNotice {
             uid: self.claims.uid.as_str().to_owned(),
             channel_type,
@@ -630,6 +617,10 @@ pub enum CommandFuture {
         current: Vec<super::hub::PresenceState>,
     },
 }
+
+/// One channel's catch-up: the channel, the seq to start after, and for a hole below the first
+/// live frame, `(last seq to send, cursor to restore)`.
+type CatchUp = (ChannelKey, u64, Option<(u64, u64)>);
 
 enum PageError {
     End(End),

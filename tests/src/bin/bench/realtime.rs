@@ -141,6 +141,7 @@ async fn bare_server() -> anyhow::Result<(String, BareTx, tokio::task::JoinHandl
                 let conns = accept_conns.clone();
                 tokio::spawn(async move {
                     let mut path = String::new();
+                    #[allow(clippy::result_large_err)] // tungstenite's callback signature
                     let cb = |req: &tokio_tungstenite::tungstenite::handshake::server::Request,
                               resp| {
                         path = req.uri().path().trim_start_matches('/').to_owned();
