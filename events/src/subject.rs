@@ -146,6 +146,12 @@ impl Subjects {
         format!("{}_rt.{}.typing", self.root, token(tenant.as_str()))
     }
 
+    /// The tenant of a typing subject; `None` if it is not one.
+    pub fn parse_typing(&self, subject: &str) -> Option<TenantId> {
+        let rest = subject.strip_prefix(&self.root)?.strip_prefix("_rt.")?;
+        TenantId::parse(untoken(rest.strip_suffix(".typing")?)?).ok()
+    }
+
     /// Every tenant's typing notices: `<root>_rt.*.typing`.
     pub fn all_typing(&self) -> String {
         format!("{}_rt.*.typing", self.root)
@@ -165,9 +171,10 @@ mod tests {
         let t = TenantId::parse("a.b").unwrap();
         let subj = s.command(&t, CommandVerb::Read);
         assert!(!subj.starts_with("parley."), "outside the stream: {subj}");
-        assert_eq!(s.parse_command(&subj), Some((t, CommandVerb::Read)));
+        assert_eq!(s.parse_command(&subj), Some((t.clone(), CommandVerb::Read)));
         assert_eq!(s.parse_command("parley_cmd.x.nope"), None);
         assert_eq!(s.parse_command("other_cmd.YQ.send"), None);
+        assert_eq!(s.parse_typing(&s.typing(&t)), Some(t));
     }
 
     use super::*;

@@ -27,6 +27,14 @@ pub async fn mint(cmd: &Api, uid: &str, device_flag: u8) -> anyhow::Result<Strin
     Ok(b["token"].as_str().context("token")?.to_owned())
 }
 
+/// `ws://…/v1/ws?token=…` of the query service at `base` (`http://…`).
+fn ws_url(base: &str, token: &str) -> String {
+    format!(
+        "{}/v1/ws?token={token}",
+        base.replacen("http://", "ws://", 1)
+    )
+}
+
 /// One connection.
 pub struct Ws {
     stream: Stream,
@@ -41,11 +49,7 @@ impl Ws {
     /// # Errors
     /// Any other refusal (e.g. 401) or no connection within 10 s.
     pub async fn connect(base: &str, token: &str) -> anyhow::Result<Self> {
-        let url = format!(
-            "{}/v1/ws?token={}",
-            base.replacen("http://", "ws://", 1),
-            token
-        );
+        let url = ws_url(base, token);
         let mut last = String::new();
         for _ in 0..200 {
             match tokio_tungstenite::connect_async(url.as_str()).await {
@@ -70,11 +74,7 @@ impl Ws {
     /// # Errors
     /// Transport errors.
     pub async fn refused(base: &str, token: &str) -> anyhow::Result<Option<u16>> {
-        let url = format!(
-            "{}/v1/ws?token={}",
-            base.replacen("http://", "ws://", 1),
-            token
-        );
+        let url = ws_url(base, token);
         match tokio_tungstenite::connect_async(url.as_str()).await {
             Ok(_) => Ok(None),
             Err(tokio_tungstenite::tungstenite::Error::Http(r)) => Ok(Some(r.status().as_u16())),

@@ -16,7 +16,7 @@
 use super::frames::{Device, ServerFrame};
 use crate::store;
 use async_nats::jetstream::consumer::{pull, DeliverPolicy};
-use events::subject::{untoken, Subjects};
+use events::subject::Subjects;
 use events::{ChannelId, ChannelKey, ChannelType, Envelope, Event, TenantId, Uid};
 use futures::StreamExt;
 use std::collections::{HashMap, HashSet};
@@ -107,7 +107,6 @@ pub struct Hub {
     commands: mpsc::UnboundedSender<Command>,
     position: Arc<AtomicU64>,
     ready: watch::Receiver<bool>,
-    queue: usize,
 }
 
 /// Where the hub reads from.
@@ -142,7 +141,6 @@ impl Hub {
                 commands: tx,
                 position,
                 ready,
-                queue,
             },
             task,
         )
@@ -187,11 +185,6 @@ impl Hub {
     /// A user's presence changed (from the presence watcher).
     pub fn presence_changed(&self, state: PresenceState) {
         let _ = self.commands.send(Command::Presence(state));
-    }
-
-    /// Outbound queue capacity per connection.
-    pub fn queue_capacity(&self) -> usize {
-        self.queue
     }
 }
 
@@ -653,7 +646,7 @@ impl State {
     }
 
     fn typing(&mut self, subjects: &Subjects, msg: &async_nats::Message) {
-        let Some(tenant) = typing_tenant(subjects, &msg.subject) else {
+        let Some(tenant) = subjects.parse_typing(&msg.subject) else {
             return;
         };
         let Ok(n) = serde_json::from_slice::<TypingNotice>(&msg.payload) else {
@@ -690,14 +683,6 @@ impl State {
             }
         }
     }
-}
-
-fn typing_tenant(subjects: &Subjects, subject: &str) -> Option<TenantId> {
-    let rest = subject
-        .strip_prefix(subjects.root())?
-        .strip_prefix("_rt.")?;
-    let tok = rest.strip_suffix(".typing")?;
-    TenantId::parse(untoken(tok)?).ok()
 }
 
 fn typing_frame(channel_type: u8, channel_id: &str, uid: &str) -> Out {

@@ -109,34 +109,47 @@ impl TypingLimiter {
     }
 }
 
-/// The user token of a request: `Authorization: Bearer <token>`, else `?token=`.
-///
-/// # Errors
-/// 401 `UNAUTHORIZED` saying why.
-pub fn authenticate(
-    req: &poem::Request,
-    tokens: &UserTokens,
-) -> Result<platform::token::UserClaims, platform::error::ApiError> {
-    let header = req
-        .headers()
-        .get(poem::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::to_owned);
-    let query = || {
-        req.uri().query().and_then(|q| {
-            q.split('&')
-                .filter_map(|kv| kv.split_once('='))
-                .find(|(k, _)| *k == "token")
-                .map(|(_, v)| v.to_owned())
-        })
-    };
-    let token = header.or_else(query).ok_or_else(|| {
-        platform::error::ApiError::unauthorized(
-            "send a user token as Authorization: Bearer <token> or ?token=<token>",
-        )
-    })?;
-    platform::auth::verify_user(tokens, token.trim())
+impl Realtime {
+    /// Admits a socket or event-stream request: its user token (`Authorization: Bearer
+    /// <token>`, else `?token=`) must verify, and the hub must follow the log.
+    ///
+    /// # Errors
+    /// 401 `UNAUTHORIZED` saying why; 503 `HUB_STARTING` while the hub loads its snapshot.
+    pub fn admit(
+        &self,
+        req: &poem::Request,
+    ) -> Result<platform::token::UserClaims, platform::error::ApiError> {
+        let header = req
+            .headers()
+            .get(poem::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        let token = header
+            .or_else(|| query_param(req, "token"))
+            .ok_or_else(|| {
+                platform::error::ApiError::unauthorized(
+                    "send a user token as Authorization: Bearer <token> or ?token=<token>",
+                )
+            })?;
+        let claims = platform::auth::verify_user(&self.tokens, token.trim())?;
+        if !self.hub.ready() {
+            return Err(platform::error::ApiError::unavailable(
+                "HUB_STARTING",
+                "the live event hub is starting; retry shortly",
+            ));
+        }
+        Ok(claims)
+    }
+}
+
+/// The raw value of query parameter `name` (ids and numbers here need no percent-decoding).
+fn query_param<'r>(req: &'r poem::Request, name: &str) -> Option<&'r str> {
+    req.uri()
+        .query()?
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
 }
 
 /// Seconds until `exp` (seconds since the Unix epoch), from now.

@@ -37,15 +37,6 @@ pub struct Presence {
     replica: Arc<RwLock<Replica>>,
 }
 
-/// A user's online devices as the replica holds them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Online {
-    /// The user.
-    pub uid: Uid,
-    /// Connected device flags, sorted, deduplicated; empty when offline.
-    pub devices: Vec<u8>,
-}
-
 impl Presence {
     /// Opens (or creates) the bucket and starts the writer and the watcher; both run until
     /// `stop` resolves, when the writer deletes this instance's keys.
@@ -104,12 +95,13 @@ impl Presence {
             .send(Change::Down(tenant.clone(), uid.clone(), device_flag));
     }
 
-    /// The online devices of each of `uids`, in order.
-    pub fn online(&self, tenant: &TenantId, uids: &[Uid]) -> Vec<Online> {
+    /// The presence of each of `uids`, in order.
+    pub fn online(&self, tenant: &TenantId, uids: &[Uid]) -> Vec<PresenceState> {
         let replica = self.replica.read().unwrap_or_else(|e| e.into_inner());
         let users = replica.get(tenant);
         uids.iter()
-            .map(|u| Online {
+            .map(|u| PresenceState {
+                tenant: tenant.clone(),
                 uid: u.clone(),
                 devices: users
                     .and_then(|m| m.get(u))

@@ -98,11 +98,6 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// The user.
-    pub fn claims(&self) -> &UserClaims {
-        &self.claims
-    }
-
     /// Sends a queued item: `message` frames through the per-channel cursor (drop what was
     /// sent, fill holes from the read models first), others as they are.
     ///
@@ -363,14 +358,10 @@ impl<'a> Session<'a> {
             )
             .await;
         if waited.is_err() {
-            let json = error_json(
-                reference,
-                "PROJECTION_LAGGING",
-                "the read models are behind the log; sync again shortly",
-                None,
-            );
-            sink.send("error", None, json).await?;
-            return self.synced(false, position, sink).await;
+            let message = "the read models are behind the log; sync again shortly";
+            return self
+                .unrecovered(reference, "PROJECTION_LAGGING", message, position, sink)
+                .await;
         }
         let mut listed: HashMap<ChannelKey, u64> = HashMap::new();
         for (i, c) in channels.iter().enumerate() {
@@ -388,9 +379,7 @@ impl<'a> Session<'a> {
         let tenant = self.claims.tenant.as_str().to_owned();
         let uid = self.claims.uid.as_str().to_owned();
         let Ok(mine) = store::realtime::user_channels(&state.pool, &tenant, &uid).await else {
-            let json = error_json(reference, "DATABASE_UNAVAILABLE", "sync failed", None);
-            sink.send("error", None, json).await?;
-            return self.synced(false, position, sink).await;
+            return self.sync_failed(reference, position, sink).await;
         };
         // Only the user's own channels: a listed channel it is not in is ignored.
         let mut starts: Vec<CatchUp> = Vec::new();
@@ -423,10 +412,7 @@ impl<'a> Session<'a> {
                 {
                     Ok(s) => u64::try_from(s).unwrap_or(0),
                     Err(_) => {
-                        let json =
-                            error_json(reference, "DATABASE_UNAVAILABLE", "sync failed", None);
-                        sink.send("error", None, json).await?;
-                        return self.synced(false, position, sink).await;
+                        return self.sync_failed(reference, position, sink).await;
                     }
                 }
             } else {
@@ -461,15 +447,45 @@ impl<'a> Session<'a> {
                 Ok(_) => {}
                 Err(PageError::End(e)) => return Err(e),
                 Err(PageError::Store) => {
-                    let json = error_json(reference, "DATABASE_UNAVAILABLE", "sync failed", None);
-                    sink.send("error", None, json).await?;
-                    return self.synced(false, position, sink).await;
+                    return self.sync_failed(reference, position, sink).await;
                 }
             }
         }
         self.synced = true;
         self.first_live.clear();
         self.synced(true, position, sink).await
+    }
+
+    /// Ends a `sync` that could not recover everything: `error` with `code`, then
+    /// `synced {recovered: false}`.
+    async fn unrecovered(
+        &mut self,
+        reference: Option<&str>,
+        code: &str,
+        message: &str,
+        position: u64,
+        sink: &mut impl Sink,
+    ) -> Result<(), End> {
+        sink.send("error", None, error_json(reference, code, message, None))
+            .await?;
+        self.synced(false, position, sink).await
+    }
+
+    /// [`Session::unrecovered`] for a failed read-model query.
+    async fn sync_failed(
+        &mut self,
+        reference: Option<&str>,
+        position: u64,
+        sink: &mut impl Sink,
+    ) -> Result<(), End> {
+        self.unrecovered(
+            reference,
+            "DATABASE_UNAVAILABLE",
+            "sync failed",
+            position,
+            sink,
+        )
+        .await
     }
 
     async fn synced(
@@ -536,17 +552,7 @@ impl<'a> Session<'a> {
     }
 
     fn follow_presence(&self, uids: Vec<Uid>) -> CommandFuture {
-        let current = self
-            .rt
-            .presence
-            .online(&self.claims.tenant, &uids)
-            .into_iter()
-            .map(|o| super::hub::PresenceState {
-                tenant: self.claims.tenant.clone(),
-                uid: o.uid,
-                devices: o.devices,
-            })
-            .collect();
+        let current = self.rt.presence.online(&self.claims.tenant, &uids);
         CommandFuture::Follow { uids, current }
     }
 

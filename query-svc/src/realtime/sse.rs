@@ -25,30 +25,16 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// the hub starts).
 #[handler]
 pub async fn handler(req: &Request, rt: Data<&Arc<Realtime>>) -> Response {
-    let claims = match super::authenticate(req, &rt.tokens) {
+    let claims = match rt.admit(req) {
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
-    if !rt.hub.ready() {
-        return platform::error::ApiError::unavailable(
-            "HUB_STARTING",
-            "the live event hub is starting; retry shortly",
-        )
-        .into_response();
-    }
     let since = req
         .headers()
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
-        .or_else(|| {
-            req.uri().query().and_then(|q| {
-                q.split('&')
-                    .filter_map(|kv| kv.split_once('='))
-                    .find(|(k, _)| *k == "since_event_seq")
-                    .and_then(|(_, v)| v.parse().ok())
-            })
-        });
+        .or_else(|| super::query_param(req, "since_event_seq")?.parse().ok());
     let (tx, rx) = mpsc::channel(BUFFER);
     let rt = Arc::clone(&rt);
     let ping = rt.config.ping;

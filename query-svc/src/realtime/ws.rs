@@ -25,17 +25,10 @@ const MAX_IN_FLIGHT: usize = 256;
 /// to a WebSocket session; 503 `HUB_STARTING` until the hub follows the log.
 #[handler]
 pub async fn handler(req: &Request, ws: WebSocket, rt: Data<&Arc<Realtime>>) -> Response {
-    let claims = match super::authenticate(req, &rt.tokens) {
+    let claims = match rt.admit(req) {
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
-    if !rt.hub.ready() {
-        return platform::error::ApiError::unavailable(
-            "HUB_STARTING",
-            "the live event hub is starting; retry shortly",
-        )
-        .into_response();
-    }
     let rt = Arc::clone(&rt);
     // Small read buffers: most connections idle, and tungstenite allocates the buffer up
     // front (its 128 KiB default would dominate per-connection memory).
