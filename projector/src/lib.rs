@@ -13,12 +13,17 @@
 //! - [`shell`]: the transactional part. [`shell::writer`] executes plans in SQL,
 //!   [`shell::runner`] owns the consumer loop, checkpoints, parking of undecodable events,
 //!   backoff and metrics.
+//! - [`schema`]: versions of projections (blue/green schemas) and their DDL.
+//! - [`ops`]: operator commands: rebuild, replay, status, gc (and [`shell::dlq`] for the
+//!   dead-letter table).
 //! - [`migrate`]: the SQL migrations in `projector/migrations/`, applied at start.
 //! - [`config`] — settings (env `PARLEY_*`).
 
 pub mod config;
 pub mod core;
 pub mod migrate;
+pub mod ops;
+pub mod schema;
 pub mod shell;
 
 pub use config::Config;

@@ -210,12 +210,29 @@ impl TestEnv {
     /// # Errors
     /// Never at start; failures surface in the task.
     pub async fn projector(&self) -> anyhow::Result<Running> {
-        let config = projector::Config {
+        self.projector_with(|_| {}).await
+    }
+
+    /// Starts the projector after `tweak` adjusts its settings.
+    ///
+    /// # Errors
+    /// Never at start; failures surface in the task.
+    pub async fn projector_with(
+        &self,
+        tweak: impl FnOnce(&mut projector::Config),
+    ) -> anyhow::Result<Running> {
+        let mut config = projector::Config {
             common: self.common(),
             listen: "127.0.0.1:0".into(),
             batch_size: 2000,
             projections: projector::Projection::ALL.to_vec(),
+            on_poison: projector::shell::batch::PoisonPolicy::Skip,
+            poison_attempts: 2,
+            gc_grace: None,
+            ready_max_lag: 100_000,
+            ready_max_lag_seconds: 30.0,
         };
+        tweak(&mut config);
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(projector::run(config, async move {
             let _ = rx.await;
@@ -225,6 +242,48 @@ impl TestEnv {
             stop: Some(tx),
             task: Some(task),
         })
+    }
+
+    /// The `projector` binary as an operator runs it (`rebuild`, `status`, `dlq` …) against
+    /// this environment; killed when dropped.
+    ///
+    /// The binary is the one `cargo build -p projector` put beside this test's directory
+    /// (`target/<profile>/projector`), or `PARLEY_PROJECTOR_BIN`.
+    pub fn projector_cmd(&self, args: &[&str]) -> tokio::process::Command {
+        let bin = std::env::var_os("PARLEY_PROJECTOR_BIN")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| {
+                let exe = std::env::current_exe().expect("test executable path");
+                // target/<profile>/deps/<test> -> target/<profile>/projector
+                exe.parent()
+                    .and_then(|d| d.parent())
+                    .expect("target directory")
+                    .join("projector")
+            });
+        let mut cmd = tokio::process::Command::new(bin);
+        cmd.args(args)
+            .env("PARLEY_NATS_URL", &self.nats_url)
+            .env("PARLEY_DATABASE_URL", &self.database_url)
+            .env("PARLEY_STREAM", &self.stream)
+            .env("PARLEY_SUBJECT_ROOT", &self.subject_root)
+            .env("PARLEY_PROJECTOR_BATCH", "500")
+            .env("RUST_LOG", "info")
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true);
+        cmd
+    }
+
+    /// Runs `projector <args>` to completion; returns (success, stdout, stderr).
+    ///
+    /// # Errors
+    /// The binary cannot be started.
+    pub async fn projector_run(&self, args: &[&str]) -> anyhow::Result<(bool, String, String)> {
+        let out = self.projector_cmd(args).output().await?;
+        Ok((
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ))
     }
 
     /// A direct connection to this environment's database.

@@ -31,6 +31,9 @@ pub struct Head {
     pub last_event_seq: i64,
     /// Its timestamp, ms.
     pub updated_at: i64,
+    /// Timestamp of the run's first message on the channel, ms: the channel's `created_at`
+    /// when this run creates its row (so the value does not depend on batch boundaries).
+    pub first_at: i64,
 }
 
 /// One row of `message_keys`.
@@ -155,17 +158,21 @@ impl Run {
                 event_seq: r.seq as i64,
             });
         }
+        // Later events in a run are later in the log, so the last one seen is the head; the
+        // first one seen keeps its time as `first_at`.
+        let key = (tenant, channel_type, channel_key);
+        let first_at = self.heads.get(&key).map_or(m.timestamp, |h| h.first_at);
         let head = Head {
-            tenant: tenant.clone(),
+            tenant: key.0.clone(),
             channel_type,
-            channel_key: channel_key.clone(),
+            channel_key: key.2.clone(),
             last_msg_seq: m.message_seq as i64,
             last_message_id: message_id,
             last_event_seq: r.seq as i64,
             updated_at: m.timestamp,
+            first_at,
         };
-        // Later events in a run are later in the log, so the last one seen is the head.
-        self.heads.insert((tenant, channel_type, channel_key), head);
+        self.heads.insert(key, head);
     }
 
     fn flush(&mut self, steps: &mut Vec<Step>) {

@@ -1,9 +1,13 @@
 //! The transactional shell around the pure core.
 //!
 //! - [`writer`]: executes plans as set-based SQL inside a transaction.
-//! - [`runner`]: one task per projection: consumer, batches, checkpoint, ack, backoff, metrics.
-//! - [`checkpoint`]: reading and writing `projection_checkpoints`.
+//! - [`batch`]: one batch of one version in one transaction, with its checkpoint (the fence).
+//! - [`apply`]: retries, backoff and the poison-event policy around [`batch`].
+//! - [`dlq`]: the dead-letter table `parked_events`.
+//! - [`runner`]: the serving projector, one task per projection.
 
-pub mod checkpoint;
+pub mod apply;
+pub mod batch;
+pub mod dlq;
 pub mod runner;
 pub mod writer;

@@ -1,19 +1,23 @@
-//! The projection loop: consume, decode, plan, write + checkpoint in one transaction, commit,
-//! then ack.
+//! The serving projector: one task per projection keeps its serving version current.
 //!
-//! Start-up positions the projection's durable consumer (`proj_<name>`) at checkpoint + 1, so
-//! the Postgres checkpoint, not the consumer's ack state, decides where work resumes. Records at
-//! or below the checkpoint (redeliveries) are skipped. Any error rolls the transaction back,
-//! backs off (100 ms doubling to 10 s) and restarts from the checkpoint. A record that cannot be
-//! decoded or applied is parked in `parked_events` (policy: park and go on), counted in
-//! `projector_parked_events_total`, and logged: never acked-and-forgotten.
+//! A task finds the serving version in `projection_versions`, positions the projection's
+//! durable consumer (`proj_<name>`) at its checkpoint + 1 (the Postgres checkpoint, not the
+//! consumer's ack state, decides where work resumes), then loops: take a batch, apply it with
+//! its checkpoint in one transaction ([`Applier`]), then ack. When a rebuild switches the
+//! projection to a new version, the next checkpoint write finds its version retired
+//! ([`BatchError::Fenced`]) and the task starts over on the new serving version. Every second
+//! while idle it acts on `projector dlq retry`, and while halted on a poison event (policy
+//! `stop`) it waits for the operator.
 
-use crate::core::{channels, conversations, messages, Projection, Record};
-use crate::shell::{checkpoint, writer};
+use crate::core::Projection;
+use crate::schema::{self, State};
+use crate::shell::apply::{Applier, Policy};
+use crate::shell::batch::{Batch, BatchError};
+use crate::shell::dlq;
 use crate::Config;
 use async_nats::jetstream::{self, consumer};
-use deadpool_postgres::Transaction;
 use futures::StreamExt;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 
@@ -30,18 +34,51 @@ pub struct Context {
     pub filter: String,
     /// Most events per transaction.
     pub batch_size: usize,
+    /// What to do with poison events.
+    pub policy: Policy,
+    /// Progress of each projection, for `/ready`.
+    pub health: Health,
 }
 
-/// A raw log record that could not be applied.
-struct Parked {
-    seq: u64,
-    subject: String,
-    error: String,
-    body: Vec<u8>,
+/// One projection's progress as its runner last saw it.
+#[derive(Debug, Clone, Default)]
+pub struct Progress {
+    /// Serving version.
+    pub version: i32,
+    /// Its checkpoint.
+    pub checkpoint: u64,
+    /// Events in the log after the checkpoint (from the consumer's pending count).
+    pub lag_events: u64,
+    /// Age in seconds of the newest applied event while behind, 0 when caught up.
+    pub lag_seconds: f64,
+    /// Halted on this poison event.
+    pub halted: Option<u64>,
+    /// Whether the runner is consuming (false until it has positioned its consumer).
+    pub running: bool,
 }
 
-const PARK: &str = "INSERT INTO parked_events (projection, event_seq, subject, error, body) \
-                    VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING";
+/// Progress of every projection of this process, shared with `/ready` and `/metrics`.
+#[derive(Debug, Clone, Default)]
+pub struct Health(Arc<Mutex<Vec<(Projection, Progress)>>>);
+
+impl Health {
+    fn set(&self, p: Projection, f: impl FnOnce(&mut Progress)) {
+        let mut all = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match all.iter_mut().find(|(q, _)| *q == p) {
+            Some((_, progress)) => f(progress),
+            None => {
+                let mut progress = Progress::default();
+                f(&mut progress);
+                all.push((p, progress));
+            }
+        }
+    }
+
+    /// A copy of every projection's progress.
+    pub fn snapshot(&self) -> Vec<(Projection, Progress)> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
 
 /// Runs every configured projection until `shutdown` resolves; migrations are applied first.
 ///
@@ -52,16 +89,35 @@ pub async fn run(
     config: Config,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    run_with(config, Health::default(), shutdown).await
+}
+
+/// [`run`], reporting progress into `health`.
+///
+/// # Errors
+/// As [`run`].
+pub async fn run_with(
+    config: Config,
+    health: Health,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     crate::migrate::run(&config.common.database_url).await?;
     let (_client, js) =
         platform::log::connect(&config.common.nats_url, "parley-projector", 10_000).await?;
     platform::log::ensure_stream(&js, &config.common.stream, &config.common.subject_root).await?;
     let ctx = Context {
         js,
-        pool: platform::db::pool(&config.common.database_url, config.projections.len() + 2)?,
+        pool: platform::db::pool(&config.common.database_url, config.projections.len() + 3)?,
         stream: config.common.stream.clone(),
         filter: format!("{}.>", config.common.subject_root),
         batch_size: config.batch_size,
+        policy: Policy {
+            poison: config.on_poison,
+            max_attempts: config.poison_attempts,
+            transient_limit: None,
+            relaxed: false,
+        },
+        health,
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = JoinSet::new();
@@ -70,45 +126,63 @@ pub async fn run(
         let stop = stop_rx.clone();
         tasks.spawn(async move {
             run_projection(p, ctx, stop).await;
-            p
+            Some(p)
+        });
+    }
+    if let Some(grace) = config.gc_grace {
+        let pool = ctx.pool.clone();
+        let mut stop = stop_rx.clone();
+        tasks.spawn(async move {
+            loop {
+                if let Err(e) = crate::ops::gc::collect(&pool, grace, false).await {
+                    tracing::warn!(error = %e, "garbage collection of retired versions failed");
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+                    _ = stop.wait_for(|s| *s) => return None,
+                }
+            }
         });
     }
     shutdown.await;
     let _ = stop_tx.send(true);
     while let Some(done) = tasks.join_next().await {
         match done {
-            Ok(p) => tracing::info!(projection = p.name(), "projection stopped"),
+            Ok(Some(p)) => tracing::info!(projection = p.name(), "projection stopped"),
+            Ok(None) => {}
             Err(e) => tracing::error!(error = %e, "projection task failed"),
         }
     }
     Ok(())
 }
 
-/// Runs one projection until `stop` turns true, restarting from its checkpoint after errors.
+/// Runs one projection until `stop` turns true, starting over after errors and switches.
 pub async fn run_projection(
     p: Projection,
     ctx: Context,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let mut backoff = Duration::from_millis(100);
+    let mut failures = 0u32;
     loop {
         let result = tokio::select! {
-            r = consume(p, &ctx) => r,
+            r = serve(p, &ctx) => r,
             _ = stop.wait_for(|s| *s) => return,
         };
+        ctx.health.set(p, |pr| pr.running = false);
         match result {
-            Ok(()) => backoff = Duration::from_millis(100),
+            Ok(()) => failures = 0,
             Err(e) => {
-                tracing::warn!(projection = p.name(), error = %e, backoff_ms = backoff.as_millis() as u64, "projection error; restarting from checkpoint");
+                failures += 1;
+                let wait = crate::shell::apply::backoff(failures);
+                tracing::warn!(projection = p.name(), error = %e, backoff_ms = wait.as_millis() as u64, "projection error; restarting from checkpoint");
                 metrics::counter!("projector_restarts_total", "projection" => p.name())
                     .increment(1);
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stop.wait_for(|s| *s) => return,
+                }
             }
         }
-        tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
-            _ = stop.wait_for(|s| *s) => return,
-        }
-        backoff = (backoff * 2).min(Duration::from_secs(10));
     }
 }
 
@@ -136,12 +210,66 @@ async fn position_consumer(
     Ok(stream.create_consumer(config).await?)
 }
 
-async fn consume(p: Projection, ctx: &Context) -> anyhow::Result<()> {
-    let mut checkpoint = {
+/// Publishes the gauges of `applier`'s projection.
+fn report(ctx: &Context, applier: &Applier, lag_events: u64, lag_seconds: f64) {
+    let p = applier.v.projection;
+    let name = p.name();
+    metrics::gauge!("projector_checkpoint", "projection" => name).set(applier.v.last_seq as f64);
+    metrics::gauge!("projector_serving_version", "projection" => name)
+        .set(f64::from(applier.v.version));
+    metrics::gauge!("projector_lag_events", "projection" => name).set(lag_events as f64);
+    metrics::gauge!("projector_lag_seconds", "projection" => name).set(lag_seconds);
+    metrics::gauge!("projector_apply_rate", "projection" => name).set(applier.rate());
+    metrics::gauge!("projector_halted", "projection" => name).set(
+        if applier.v.parked_seq.is_some() {
+            1.0
+        } else {
+            0.0
+        },
+    );
+    let (version, checkpoint, halted) =
+        (applier.v.version, applier.v.last_seq, applier.v.parked_seq);
+    ctx.health.set(p, |pr| {
+        *pr = Progress {
+            version,
+            checkpoint,
+            lag_events,
+            lag_seconds,
+            halted,
+            running: true,
+        }
+    });
+}
+
+async fn parked_gauge(ctx: &Context, applier: &Applier) -> anyhow::Result<()> {
+    let client = ctx.pool.get().await?;
+    let open = dlq::open_count(&client, &applier.v).await?;
+    metrics::gauge!("projector_parked_events", "projection" => applier.v.projection.name())
+        .set(open as f64);
+    Ok(())
+}
+
+/// Serves `p`'s serving version until it is switched away (`Ok`) or fails (`Err`).
+async fn serve(p: Projection, ctx: &Context) -> anyhow::Result<()> {
+    let v = {
         let client = ctx.pool.get().await?;
-        checkpoint::load(&client, p.name()).await?
+        schema::find(&client, p, State::Serving)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("{} has no serving version", p.name()))?
     };
-    let consumer = position_consumer(p, ctx, checkpoint + 1).await?;
+    let mut applier = Applier::new(v, ctx.policy);
+    let _ = parked_gauge(ctx, &applier).await;
+    // Halted on a poison event: wait for `projector dlq retry|skip`.
+    while applier.v.parked_seq.is_some() {
+        report(ctx, &applier, 0, 0.0);
+        match applier.resolve_halt(&ctx.pool).await {
+            Ok(true) => {}
+            Ok(false) => tokio::time::sleep(Duration::from_secs(1)).await,
+            Err(BatchError::Fenced(..)) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let consumer = position_consumer(p, ctx, applier.v.last_seq + 1).await?;
     let messages = consumer
         .stream()
         .max_messages_per_batch(ctx.batch_size)
@@ -150,97 +278,102 @@ async fn consume(p: Projection, ctx: &Context) -> anyhow::Result<()> {
         .messages()
         .await?;
     let mut messages = std::pin::pin!(messages);
-    tracing::info!(projection = p.name(), checkpoint, "projection consuming");
-    metrics::gauge!("projector_checkpoint", "projection" => p.name()).set(checkpoint as f64);
-    while let Some(chunk) = next_batch(&mut messages, ctx.batch_size).await {
+    tracing::info!(
+        projection = p.name(),
+        version = applier.v.version,
+        checkpoint = applier.v.last_seq,
+        "projection consuming"
+    );
+    report(ctx, &applier, 0, 0.0);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticks = 0u64;
+    loop {
+        // Only the wait for the first record is cancelled by the tick: records already taken
+        // from the stream are never dropped.
+        let first = tokio::select! {
+            m = messages.next() => m,
+            _ = tick.tick() => {
+                ticks += 1;
+                match applier.retry_behind(&ctx.pool).await {
+                    Ok(_) => {}
+                    Err(BatchError::Fenced(..)) => return Ok(()),
+                    Err(e) => return Err(e.into()),
+                }
+                if ticks % 5 == 0 {
+                    let _ = parked_gauge(ctx, &applier).await;
+                }
+                continue;
+            }
+        };
+        let Some(first) = first else {
+            anyhow::bail!("consumer stream ended")
+        };
+        let chunk = more(first, &mut messages, ctx.batch_size).await;
         let started = Instant::now();
-        let mut records = Vec::with_capacity(chunk.len());
-        let mut parked = Vec::new();
+        let mut batch = Batch::with_capacity(chunk.len());
         let mut last: Option<jetstream::Message> = None;
-        let mut pending = 0u64;
+        let (mut pending, mut published_ns) = (0u64, 0i128);
         for item in chunk {
-            let msg = item?;
+            let msg = item.map_err(|e| anyhow::anyhow!("consumer: {e}"))?;
             let info = msg
                 .info()
                 .map_err(|e| anyhow::anyhow!("message info: {e}"))?;
             let seq = info.stream_sequence;
             pending = info.pending;
-            if seq <= checkpoint {
-                last = Some(msg);
-                continue;
-            }
-            match events::decode(&msg.payload) {
-                Ok(envelope) => records.push(Record { seq, envelope }),
-                Err(e) => parked.push(Parked {
-                    seq,
-                    subject: msg.subject.to_string(),
-                    error: e.to_string(),
-                    body: msg.payload.to_vec(),
-                }),
+            published_ns = info.published.unix_timestamp_nanos();
+            if seq > applier.v.last_seq {
+                batch.push(seq, msg.subject.to_string(), msg.payload.clone());
             }
             last = Some(msg);
         }
         let Some(last) = last else { continue };
-        let last_seq = last
-            .info()
-            .map_err(|e| anyhow::anyhow!("message info: {e}"))?
-            .stream_sequence;
-        if last_seq > checkpoint {
-            let applied = records.len();
-            let mut client = ctx.pool.get().await?;
-            let tx = client.transaction().await?;
-            apply(p, &tx, &records, &mut parked).await?;
-            for pk in &parked {
-                tracing::error!(projection = p.name(), event.seq = pk.seq, error = %pk.error, "event parked");
-                tx.execute(
-                    PARK,
-                    &[
-                        &p.name(),
-                        &(pk.seq as i64),
-                        &pk.subject,
-                        &pk.error,
-                        &pk.body,
-                    ],
-                )
-                .await?;
+        if let Some(upto) = batch.last_seq() {
+            match applier.apply(&ctx.pool, &batch, upto).await {
+                Ok(c) => {
+                    metrics::counter!("projector_events_applied_total", "projection" => p.name())
+                        .increment(c.applied as u64);
+                    metrics::histogram!("projector_batch_duration_seconds", "projection" => p.name())
+                        .record(started.elapsed().as_secs_f64());
+                    if c.parked > 0 {
+                        let _ = parked_gauge(ctx, &applier).await;
+                    }
+                    if c.halted.is_some() {
+                        report(ctx, &applier, pending, 0.0);
+                        return Ok(());
+                    }
+                }
+                Err(BatchError::Fenced(what, _)) => {
+                    tracing::info!(projection = p.name(), version = %what, "version no longer serving; moving to the new one");
+                    return Ok(());
+                }
+                Err(e) => return Err(e.into()),
             }
-            checkpoint::save(&tx, p.name(), last_seq).await?;
-            tx.commit().await?;
-            checkpoint = last_seq;
-            metrics::counter!("projector_events_applied_total", "projection" => p.name())
-                .increment(applied as u64);
-            metrics::counter!("projector_parked_events_total", "projection" => p.name())
-                .increment(parked.len() as u64);
-            metrics::histogram!("projector_batch_duration_seconds", "projection" => p.name())
-                .record(started.elapsed().as_secs_f64());
-            tracing::debug!(
-                projection = p.name(),
-                event.seq = last_seq,
-                batch.events = applied,
-                batch.ms = started.elapsed().as_millis() as u64,
-                "batch committed"
-            );
-            metrics::gauge!("projector_checkpoint", "projection" => p.name())
-                .set(checkpoint as f64);
         }
+        let lag_seconds = if pending > 0 {
+            let now_ns = platform::now_ms() as i128 * 1_000_000;
+            ((now_ns - published_ns).max(0) as f64) / 1e9
+        } else {
+            0.0
+        };
+        report(ctx, &applier, pending, lag_seconds);
         // AckPolicy::All: acking the batch's last record acks all before it.
         last.ack().await.map_err(|e| anyhow::anyhow!("ack: {e}"))?;
-        metrics::gauge!("projector_lag_events", "projection" => p.name()).set(pending as f64);
     }
-    anyhow::bail!("consumer stream ended")
 }
 
-/// Waits for one record, then takes every record already delivered, up to `max`.
+/// After `first`, takes every record already delivered, up to `max` in all.
 ///
 /// `ready_chunks` would stop at tokio's cooperative budget (128 polls per task turn) with
 /// thousands of records waiting, so an apparently empty stream gets one `yield_now` (which
 /// renews the budget) before the batch is closed.
-async fn next_batch<S, T>(messages: &mut std::pin::Pin<&mut S>, max: usize) -> Option<Vec<T>>
+pub async fn more<S, T>(first: T, messages: &mut std::pin::Pin<&mut S>, max: usize) -> Vec<T>
 where
     S: futures::Stream<Item = T>,
 {
     use futures::FutureExt;
-    let mut batch = vec![messages.next().await?];
+    let mut batch = Vec::with_capacity(max.min(4096));
+    batch.push(first);
     let mut yielded = false;
     while batch.len() < max {
         match messages.next().now_or_never() {
@@ -256,32 +389,5 @@ where
             }
         }
     }
-    Some(batch)
-}
-
-/// Plans and writes one batch of `p` inside `tx`; records the pure core rejects join `parked`.
-async fn apply(
-    p: Projection,
-    tx: &Transaction<'_>,
-    records: &[Record],
-    parked: &mut Vec<Parked>,
-) -> Result<(), tokio_postgres::Error> {
-    match p {
-        Projection::Messages => {
-            let (rows, rejected) = messages::plan(records);
-            for r in rejected {
-                parked.push(Parked {
-                    seq: r.seq,
-                    subject: String::new(),
-                    error: r.reason,
-                    body: Vec::new(),
-                });
-            }
-            writer::insert_messages(tx, &rows).await
-        }
-        Projection::Channels => writer::apply_channels(tx, &channels::plan(records)).await,
-        Projection::Conversations => {
-            writer::apply_conversations(tx, &conversations::plan(records)).await
-        }
-    }
+    batch
 }

@@ -62,8 +62,8 @@ pub async fn insert_messages(tx: &Transaction<'_>, rows: &[messages::MessageRow]
 
 const UPSERT_HEADS: &str = "INSERT INTO channels AS c (tenant, channel_type, channel_key, last_msg_seq, \
      last_message_id, last_event_seq, created_at, updated_at) \
-     SELECT t, ct, k, s, m, e, u, u FROM unnest($1::text[], $2::int2[], $3::text[], $4::int8[], $5::uuid[], $6::int8[], $7::int8[]) \
-       AS v(t, ct, k, s, m, e, u) \
+     SELECT t, ct, k, s, m, e, f, u FROM unnest($1::text[], $2::int2[], $3::text[], $4::int8[], $5::uuid[], $6::int8[], $7::int8[], $8::int8[]) \
+       AS v(t, ct, k, s, m, e, u, f) \
      ON CONFLICT (tenant, channel_type, channel_key) DO UPDATE SET \
        last_msg_seq = EXCLUDED.last_msg_seq, last_message_id = EXCLUDED.last_message_id, \
        last_event_seq = GREATEST(c.last_event_seq, EXCLUDED.last_event_seq), \
@@ -113,8 +113,10 @@ pub async fn apply_channels(tx: &Transaction<'_>, steps: &[channels::Step]) -> R
                     let m: Vec<uuid::Uuid> = heads.iter().map(|h| h.last_message_id).collect();
                     let e: Vec<i64> = heads.iter().map(|h| h.last_event_seq).collect();
                     let u: Vec<i64> = heads.iter().map(|h| h.updated_at).collect();
+                    let f: Vec<i64> = heads.iter().map(|h| h.first_at).collect();
                     let stmt = tx.prepare_cached(UPSERT_HEADS).await?;
-                    tx.execute(&stmt, &[&t, &ct, &k, &s, &m, &e, &u]).await?;
+                    tx.execute(&stmt, &[&t, &ct, &k, &s, &m, &e, &u, &f])
+                        .await?;
                 }
                 if !keys.is_empty() {
                     let t: Vec<&str> = keys.iter().map(|r| r.tenant.as_str()).collect();

@@ -191,7 +191,7 @@ async fn check_mix(db: &str, messages: u64, heavy: usize) -> anyhow::Result<()> 
 /// Dumps every read-model table (binary COPY out, untimed), then times loading all of them
 /// into `raw.<table> (LIKE … INCLUDING ALL)` with binary COPY, one connection per table.
 /// Returns (seconds, rows).
-async fn raw_copy(db: &str) -> anyhow::Result<(f64, u64)> {
+pub async fn raw_copy(db: &str) -> anyhow::Result<(f64, u64)> {
     let (client, conn) = tokio_postgres::connect(db, tokio_postgres::NoTls).await?;
     tokio::spawn(conn);
     client
@@ -200,13 +200,23 @@ async fn raw_copy(db: &str) -> anyhow::Result<(f64, u64)> {
     let mut dumps = Vec::new();
     let mut rows = 0u64;
     for t in TABLES {
+        // `public.<t>` is a view over the serving version's table (projector migration V3).
+        let schema: String = client
+            .query_one(
+                "SELECT v.schema_name FROM projection_versions v \
+                 JOIN information_schema.tables t ON t.table_schema = v.schema_name \
+                 WHERE v.state = 'serving' AND t.table_name = $1",
+                &[&t],
+            )
+            .await?
+            .get(0);
         client
             .batch_execute(&format!(
-                "CREATE TABLE raw.{t} (LIKE public.{t} INCLUDING ALL)"
+                "CREATE TABLE raw.{t} (LIKE {schema}.{t} INCLUDING ALL)"
             ))
             .await?;
         let out = client
-            .copy_out(&format!("COPY public.{t} TO STDOUT (FORMAT binary)"))
+            .copy_out(&format!("COPY {schema}.{t} TO STDOUT (FORMAT binary)"))
             .await?;
         let chunks: Vec<Bytes> = out.try_collect().await?;
         let mut all = BytesMut::new();

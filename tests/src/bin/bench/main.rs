@@ -27,7 +27,7 @@
 //! Env: `PARLEY_NATS_URL`, `PARLEY_DATABASE_URL` (from `deploy/infra.sh`), and optionally
 //! `BENCH_SECS` (measured seconds per run, default 10), `BENCH_WARMUP_SECS` (default 3),
 //! `BENCH_EVENTS` (S5 log size, default 1,000,000), `BENCH_DEPTH` (S3 channel depth, default
-//! 1,000,000), `BENCH_ONLY` (comma-separated subset of `s1`, `s5`, `reads`, `realtime`;
+//! 1,000,000), `BENCH_ONLY` (comma-separated subset of `s1`, `s5` (with S5b), `s5b`, `reads`, `realtime`;
 //! `reads` implies the S5 data).
 
 /// The same allocator as the services, so the bare baseline handler runs on equal terms.
@@ -40,6 +40,7 @@ mod driver;
 mod procs;
 mod reads;
 mod realtime;
+mod rebuild;
 mod report;
 mod seed;
 mod send;
@@ -59,8 +60,11 @@ async fn main() -> anyhow::Result<()> {
     if bench.wants("s1") {
         send::run(&bench, &mut report).await?;
     }
-    if bench.wants("s5") || bench.wants("reads") {
+    if bench.wants("s5") || bench.wants("s5b") || bench.wants("reads") {
         let data = catchup::run(&bench, &mut report).await?;
+        if bench.wants("s5b") || bench.wants("s5") {
+            rebuild::run(&bench, &data, &mut report).await?;
+        }
         if bench.wants("reads") {
             reads::run(&bench, &data, &mut report).await?;
         }

@@ -1,0 +1,394 @@
+//! The tables of each projection version, and the registry of versions (`projection_versions`).
+//!
+//! A version's tables live in schema `proj_<projection>_v<version>` and are created from the
+//! DDL below, which is the shape migrations V1–V3 leave the first version in (the migrations
+//! build version 1; this file builds every later one, so the two must agree: a change of shape
+//! is a new migration for version 1 *and* an edit here). `public` holds one view per table over
+//! the serving version (see `migrations/V3__versioned_read_models.sql`).
+
+use crate::core::Projection;
+use deadpool_postgres::GenericClient;
+
+/// `(table, CREATE TABLE …)` of a projection, unqualified (run with the version's
+/// `search_path`).
+pub fn tables(p: Projection) -> &'static [(&'static str, &'static str)] {
+    match p {
+        Projection::Messages => &[(
+            "messages",
+            "CREATE TABLE messages (
+                tenant text NOT NULL, channel_type smallint NOT NULL, channel_key text NOT NULL,
+                message_seq bigint NOT NULL, message_id uuid NOT NULL, from_uid text NOT NULL,
+                client_msg_no text, payload bytea NOT NULL, sent_at bigint NOT NULL,
+                event_seq bigint NOT NULL,
+                PRIMARY KEY (tenant, channel_type, channel_key, message_seq))",
+        )],
+        Projection::Channels => &[
+            (
+                "channels",
+                "CREATE TABLE channels (
+                    tenant text NOT NULL, channel_type smallint NOT NULL, channel_key text NOT NULL,
+                    name text, disbanded boolean NOT NULL DEFAULT false,
+                    last_msg_seq bigint NOT NULL DEFAULT 0, last_message_id uuid,
+                    last_event_seq bigint NOT NULL, member_count integer NOT NULL DEFAULT 0,
+                    created_at bigint NOT NULL, updated_at bigint NOT NULL,
+                    PRIMARY KEY (tenant, channel_type, channel_key))",
+            ),
+            (
+                "channel_members",
+                "CREATE TABLE channel_members (
+                    tenant text NOT NULL, channel_key text NOT NULL, uid text NOT NULL,
+                    joined_at bigint NOT NULL,
+                    PRIMARY KEY (tenant, channel_key, uid))",
+            ),
+            (
+                "message_keys",
+                "CREATE TABLE message_keys (
+                    tenant text NOT NULL, channel_type smallint NOT NULL, channel_key text NOT NULL,
+                    from_uid text NOT NULL, client_msg_no text NOT NULL, message_id uuid NOT NULL,
+                    message_seq bigint NOT NULL, payload_sha256 bytea NOT NULL,
+                    sent_at bigint NOT NULL, event_seq bigint NOT NULL,
+                    PRIMARY KEY (tenant, channel_type, channel_key, from_uid, client_msg_no))",
+            ),
+        ],
+        Projection::Conversations => &[
+            (
+                "conversations",
+                "CREATE TABLE conversations (
+                    tenant text NOT NULL, uid text NOT NULL, channel_type smallint NOT NULL,
+                    channel_key text NOT NULL, channel_id text NOT NULL,
+                    read_seq bigint NOT NULL DEFAULT 0, last_msg_seq bigint NOT NULL DEFAULT 0,
+                    updated_at bigint NOT NULL,
+                    PRIMARY KEY (tenant, uid, channel_type, channel_key))
+                 WITH (fillfactor = 90);
+                 CREATE INDEX conversations_by_group ON conversations (tenant, channel_key)
+                    WHERE channel_type = 2",
+            ),
+            (
+                "conversation_channels",
+                "CREATE TABLE conversation_channels (
+                    tenant text NOT NULL, channel_type smallint NOT NULL, channel_key text NOT NULL,
+                    last_msg_seq bigint NOT NULL DEFAULT 0, updated_at bigint NOT NULL,
+                    PRIMARY KEY (tenant, channel_type, channel_key))",
+            ),
+        ],
+    }
+}
+
+/// Secondary indexes that only readers need: a rebuild creates them after its bulk phase
+/// (maintaining them row by row would slow the bulk load), before it catches up and switches.
+pub fn deferred_indexes(p: Projection) -> &'static [&'static str] {
+    match p {
+        Projection::Messages => {
+            &["CREATE UNIQUE INDEX IF NOT EXISTS messages_by_id ON messages (message_id)"]
+        }
+        Projection::Channels => &[],
+        Projection::Conversations => &["CREATE INDEX IF NOT EXISTS conversations_recent \
+             ON conversations (tenant, uid, updated_at DESC, channel_key DESC) \
+             WHERE channel_type = 1"],
+    }
+}
+
+/// The schema of version `version` of `p`.
+pub fn schema_name(p: Projection, version: i32) -> String {
+    format!("proj_{}_v{version}", p.name())
+}
+
+/// What a version is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Readers see it through the `public` views; the running projector keeps it current.
+    Serving,
+    /// A rebuild is filling it; it becomes serving when verified.
+    Building,
+    /// It served before the last switch; kept until `projector gc`.
+    Retired,
+    /// An audit view as of `target_seq` (`projector replay`); never serving.
+    Replay,
+}
+
+impl State {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Serving => "serving",
+            State::Building => "building",
+            State::Retired => "retired",
+            State::Replay => "replay",
+        }
+    }
+
+    /// Inverse of [`State::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            State::Serving,
+            State::Building,
+            State::Retired,
+            State::Replay,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
+    }
+}
+
+/// One row of `projection_versions`.
+#[derive(Debug, Clone)]
+pub struct Version {
+    /// The projection.
+    pub projection: Projection,
+    /// Its version number (1, 2, …; each rebuild or replay takes the next).
+    pub version: i32,
+    /// The schema its tables live in.
+    pub schema: String,
+    /// What it is for.
+    pub state: State,
+    /// The last stream sequence applied (its checkpoint).
+    pub last_seq: u64,
+    /// Replays stop at this stream sequence.
+    pub target_seq: Option<u64>,
+    /// Halted on this poison event (policy `stop`).
+    pub parked_seq: Option<u64>,
+    /// Events per second over the last batches.
+    pub apply_rate: f64,
+    /// Whether its deferred indexes exist.
+    pub indexed: bool,
+    /// Seconds since its last checkpoint write.
+    pub idle_secs: f64,
+    /// When it was retired (RFC 3339), if it was.
+    pub retired_at: Option<String>,
+}
+
+const COLUMNS: &str = "projection, version, schema_name, state, last_seq, target_seq, parked_seq, \
+     apply_rate, indexed, extract(epoch from now() - updated_at)::float8, \
+     to_char(retired_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')";
+
+fn from_row(row: &tokio_postgres::Row) -> Option<Version> {
+    Some(Version {
+        projection: Projection::from_name(row.get(0))?,
+        version: row.get(1),
+        schema: row.get(2),
+        state: State::parse(row.get(3))?,
+        last_seq: row.get::<_, i64>(4) as u64,
+        target_seq: row.get::<_, Option<i64>>(5).map(|s| s as u64),
+        parked_seq: row.get::<_, Option<i64>>(6).map(|s| s as u64),
+        apply_rate: row.get(7),
+        indexed: row.get(8),
+        idle_secs: row.get(9),
+        retired_at: row.get(10),
+    })
+}
+
+/// Every version, by projection then version.
+///
+/// # Errors
+/// Database errors.
+pub async fn all<C: GenericClient>(client: &C) -> Result<Vec<Version>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {COLUMNS} FROM public.projection_versions ORDER BY projection, version"
+            ),
+            &[],
+        )
+        .await?;
+    Ok(rows.iter().filter_map(from_row).collect())
+}
+
+/// The version of `p` in `state` (the newest one, for states that can repeat).
+///
+/// # Errors
+/// Database errors.
+pub async fn find<C: GenericClient>(
+    client: &C,
+    p: Projection,
+    state: State,
+) -> Result<Option<Version>, tokio_postgres::Error> {
+    let row = client
+        .query_opt(
+            &format!(
+                "SELECT {COLUMNS} FROM public.projection_versions \
+                 WHERE projection = $1 AND state = $2 ORDER BY version DESC LIMIT 1"
+            ),
+            &[&p.name(), &state.as_str()],
+        )
+        .await?;
+    Ok(row.as_ref().and_then(from_row))
+}
+
+/// Re-reads one version.
+///
+/// # Errors
+/// Database errors.
+pub async fn get<C: GenericClient>(
+    client: &C,
+    p: Projection,
+    version: i32,
+) -> Result<Option<Version>, tokio_postgres::Error> {
+    let row = client
+        .query_opt(
+            &format!(
+                "SELECT {COLUMNS} FROM public.projection_versions \
+                 WHERE projection = $1 AND version = $2"
+            ),
+            &[&p.name(), &version],
+        )
+        .await?;
+    Ok(row.as_ref().and_then(from_row))
+}
+
+/// Creates the next version of `p` in `state` (building or replay) with empty tables (deferred
+/// indexes absent), in one transaction: a crash leaves either nothing or a complete, empty
+/// version.
+///
+/// # Errors
+/// Database errors; a second concurrent rebuild of `p` fails on the version key.
+pub async fn create(
+    client: &mut deadpool_postgres::Object,
+    p: Projection,
+    state: State,
+    target_seq: Option<u64>,
+) -> Result<Version, tokio_postgres::Error> {
+    let tx = client.transaction().await?;
+    // Serialise version numbering per projection.
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtext('parley.projection_versions.' || $1))",
+        &[&p.name()],
+    )
+    .await?;
+    let version: i32 = tx
+        .query_one(
+            "SELECT coalesce(max(version), 0) + 1 FROM public.projection_versions \
+             WHERE projection = $1",
+            &[&p.name()],
+        )
+        .await?
+        .get(0);
+    let schema = schema_name(p, version);
+    tx.execute(
+        "INSERT INTO public.projection_versions \
+         (projection, version, schema_name, state, target_seq, indexed) \
+         VALUES ($1, $2, $3, $4, $5, false)",
+        &[
+            &p.name(),
+            &version,
+            &schema,
+            &state.as_str(),
+            &target_seq.map(|s| s as i64),
+        ],
+    )
+    .await?;
+    tx.batch_execute(&format!(
+        "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}; \
+         SET LOCAL search_path TO {schema}"
+    ))
+    .await?;
+    for (_, ddl) in tables(p) {
+        tx.batch_execute(ddl).await?;
+    }
+    tx.commit().await?;
+    Ok(Version {
+        projection: p,
+        version,
+        schema,
+        state,
+        last_seq: 0,
+        target_seq,
+        parked_seq: None,
+        apply_rate: 0.0,
+        indexed: false,
+        idle_secs: 0.0,
+        retired_at: None,
+    })
+}
+
+/// Creates the deferred indexes of `v` (idempotent) and refreshes planner statistics.
+///
+/// # Errors
+/// Database errors.
+pub async fn finish_indexes<C: GenericClient>(
+    client: &C,
+    v: &Version,
+) -> Result<(), tokio_postgres::Error> {
+    client
+        .batch_execute(&format!(
+            "SET maintenance_work_mem = '512MB'; SET search_path TO {}",
+            v.schema
+        ))
+        .await?;
+    for ddl in deferred_indexes(v.projection) {
+        client.batch_execute(ddl).await?;
+    }
+    for (table, _) in tables(v.projection) {
+        client.batch_execute(&format!("ANALYZE {table}")).await?;
+    }
+    client
+        .batch_execute("RESET search_path; RESET maintenance_work_mem")
+        .await?;
+    client
+        .execute(
+            "UPDATE public.projection_versions SET indexed = true \
+             WHERE projection = $1 AND version = $2",
+            &[&v.projection.name(), &v.version],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Points the `public` views of `v`'s tables at its schema (inside the switch transaction).
+///
+/// # Errors
+/// Database errors (a changed column list cannot replace a view: such a change needs a
+/// migration that drops the views first).
+pub async fn publish_views<C: GenericClient>(
+    client: &C,
+    v: &Version,
+) -> Result<(), tokio_postgres::Error> {
+    for (table, _) in tables(v.projection) {
+        client
+            .batch_execute(&format!(
+                "CREATE OR REPLACE VIEW public.{table} AS SELECT * FROM {}.{table}",
+                v.schema
+            ))
+            .await?;
+    }
+    Ok(())
+}
+
+/// Drops version `v` of `p` (its schema and its row) in one transaction. Refuses the serving
+/// version.
+///
+/// # Errors
+/// Database errors, or `v` is serving.
+pub async fn drop_version(
+    client: &mut deadpool_postgres::Object,
+    v: &Version,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        v.state != State::Serving,
+        "{} v{} is serving; it cannot be dropped",
+        v.projection.name(),
+        v.version
+    );
+    let tx = client.transaction().await?;
+    let n = tx
+        .execute(
+            "DELETE FROM public.projection_versions \
+             WHERE projection = $1 AND version = $2 AND state <> 'serving'",
+            &[&v.projection.name(), &v.version],
+        )
+        .await?;
+    anyhow::ensure!(
+        n == 1,
+        "{} v{} changed state meanwhile",
+        v.projection.name(),
+        v.version
+    );
+    tx.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", v.schema))
+        .await?;
+    tx.execute(
+        "DELETE FROM public.parked_events WHERE projection = $1 AND version = $2",
+        &[&v.projection.name(), &v.version],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,500 @@
+//! Operations end to end, against real NATS and Postgres with the `projector` binary as an
+//! operator runs it: blue/green rebuild under live load, rebuilds killed with SIGKILL at random
+//! points and resumed, replay, poison events parked under both policies, `dlq` commands.
+
+use parley_tests::*;
+use rand::Rng;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+const PROJECTIONS: [&str; 3] = ["messages", "channels", "conversations"];
+
+/// Sends `n` messages in batches: personal ones between `u0..u9` and group ones in `g0..g2`
+/// (created first, if `groups`). Returns the last event_seq.
+async fn seed(c: &Api, n: usize, groups: bool) -> u64 {
+    if groups {
+        for g in 0..3 {
+            let members: Vec<String> = (0..10).map(|u| format!("u{u}")).collect();
+            let (st, v) = c
+                .post(
+                    "/v1/channels",
+                    &json!({"channel_id": format!("g{g}"), "members": members}),
+                )
+                .await
+                .expect("create group");
+            assert_eq!(st, 200, "{v}");
+        }
+    }
+    let mut last = 0;
+    for chunk in (0..n).collect::<Vec<_>>().chunks(500) {
+        let messages: Vec<Value> = chunk
+            .iter()
+            .map(|i| {
+                if i % 3 == 0 {
+                    json!({"channel_id": format!("g{}", i % 9 / 3), "channel_type": 2,
+                           "from_uid": format!("u{}", i % 10), "payload": b64(b"group")})
+                } else {
+                    json!({"channel_id": format!("u{}", (i + 1) % 10), "channel_type": 1,
+                           "from_uid": format!("u{}", i % 10), "payload": b64(b"hi"),
+                           "client_msg_no": format!("seed-{i}")})
+                }
+            })
+            .collect();
+        let (st, r) = c
+            .post("/v1/messages/batch", &json!({ "messages": messages }))
+            .await
+            .expect("batch");
+        assert_eq!(st, 200, "{r}");
+        for x in r["results"].as_array().expect("results") {
+            assert_eq!(x["status"], 200, "{x}");
+            last = last.max(x["result"]["event_seq"].as_u64().unwrap_or(0));
+        }
+    }
+    last
+}
+
+/// `(projection, version, state, last_seq)` of every version.
+async fn versions(env: &TestEnv) -> Vec<(String, i32, String, i64)> {
+    let db = env.db().await.expect("db");
+    db.query(
+        "SELECT projection, version, state, last_seq FROM projection_versions \
+         ORDER BY projection, version",
+        &[],
+    )
+    .await
+    .expect("versions")
+    .iter()
+    .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+    .collect()
+}
+
+async fn serving(env: &TestEnv) -> BTreeMap<String, i32> {
+    versions(env)
+        .await
+        .into_iter()
+        .filter(|v| v.2 == "serving")
+        .map(|v| (v.0, v.1))
+        .collect()
+}
+
+/// Waits until every serving checkpoint has reached the log head.
+async fn caught_up(env: &TestEnv) {
+    let head = stream_head(env).await.expect("head") as i64;
+    for _ in 0..300 {
+        let low = versions(env)
+            .await
+            .iter()
+            .filter(|v| v.2 == "serving")
+            .map(|v| v.3)
+            .min()
+            .unwrap_or(0);
+        if low >= head {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("projections did not reach the log head {head}");
+}
+
+/// Builds every projection from scratch as of the head (`projector replay`) and asserts each
+/// serving table equals it (row count and content checksum).
+async fn assert_equals_from_scratch(env: &TestEnv) {
+    caught_up(env).await;
+    let head = stream_head(env).await.expect("head");
+    let (ok, out, err) = env
+        .projector_run(&["replay", "--all", "--to-event-seq", &head.to_string()])
+        .await
+        .expect("replay");
+    assert!(ok, "replay failed: {out}\n{err}");
+    let db = env.db().await.expect("db");
+    for p in PROJECTIONS {
+        let row = db
+            .query_one(
+                "SELECT (SELECT schema_name FROM projection_versions WHERE projection = $1 \
+                   AND state = 'serving'), \
+                 (SELECT schema_name FROM projection_versions WHERE projection = $1 \
+                   AND state = 'replay' ORDER BY version DESC LIMIT 1)",
+                &[&p],
+            )
+            .await
+            .expect("schemas");
+        let (serving, scratch): (String, String) = (row.get(0), row.get(1));
+        let projection = projector::Projection::from_name(p).expect("projection");
+        let pool = platform::db::pool(&env.database_url, 1).expect("pool");
+        let conn = pool.get().await.expect("connection");
+        let checks = projector::ops::verify::compare(&conn, projection, &serving, &scratch)
+            .await
+            .expect("compare");
+        for c in checks {
+            assert!(c.equal(), "{c}");
+            if c.table.ends_with(".messages") {
+                assert!(c.rebuilt_rows > 0, "no messages at all: {c}");
+            }
+        }
+    }
+}
+
+/// A writer sends and a reader queries through a whole `rebuild --all`: no send or query
+/// fails, every message is in the history afterwards, and the tables equal a from-scratch
+/// build.
+#[tokio::test]
+async fn rebuild_under_live_load_switches_without_errors_or_loss() {
+    let env = TestEnv::new().await.expect("env");
+    let cmd = env.command_svc().await.expect("command-svc");
+    let _projector = env.projector().await.expect("projector");
+    let query = env.query_svc().await.expect("query-svc");
+    let c = Api::new(&cmd.url(), KEY_ACME);
+    let q = Api::new(&query.url(), KEY_ACME);
+    seed(&c, 6000, true).await;
+    caught_up(&env).await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let last_seen = Arc::new(AtomicU64::new(0));
+    let writer = {
+        let (c, stop, last_seen) = (c.clone(), stop.clone(), last_seen.clone());
+        tokio::spawn(async move {
+            let mut sent: BTreeMap<String, u64> = BTreeMap::new();
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let (ct, id) = if i % 2 == 0 { (1, "live-b") } else { (2, "g1") };
+                let body = json!({"channel_id": id, "channel_type": ct, "from_uid": "u1",
+                                  "payload": b64(format!("live {i}").as_bytes()),
+                                  "client_msg_no": format!("live-{i}")});
+                let (st, v) = c.post("/v1/messages", &body).await.expect("send");
+                assert_eq!(st, 200, "send failed during the rebuild: {v}");
+                *sent.entry(format!("{ct}/{id}")).or_default() = v["message_seq"].as_u64().unwrap();
+                last_seen.fetch_max(v["event_seq"].as_u64().unwrap(), Ordering::Relaxed);
+                i += 1;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            sent
+        })
+    };
+    let reader = {
+        let (q, stop, last_seen) = (q.clone(), stop.clone(), last_seen.clone());
+        tokio::spawn(async move {
+            let mut queries = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let min = last_seen.load(Ordering::Relaxed);
+                for path in [
+                    format!("/v1/channels/1/live-b/messages?uid=u1&limit=20&min_event_seq={min}"),
+                    format!("/v1/channels/2/g1/messages?uid=u1&limit=20&min_event_seq={min}"),
+                    format!("/v1/users/u1/conversations?limit=50&min_event_seq={min}"),
+                    "/v1/channels/g1/members?limit=5".to_owned(),
+                ] {
+                    let (st, v) = q.get(&path).await.expect("query");
+                    assert_eq!(st, 200, "query failed during the rebuild: {path}: {v}");
+                    queries += 1;
+                }
+            }
+            queries
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (ok, out, err) = env
+        .projector_run(&["rebuild", "--all"])
+        .await
+        .expect("rebuild");
+    assert!(ok, "rebuild failed: {out}\n{err}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Relaxed);
+    let sent = writer.await.expect("writer");
+    let queries = reader.await.expect("reader");
+    assert!(queries > 20, "the reader ran only {queries} queries");
+    assert_eq!(
+        serving(&env).await,
+        PROJECTIONS.iter().map(|p| (p.to_string(), 2)).collect(),
+        "{out}"
+    );
+    // No lost message: every channel's history is 1..=last, gap-free.
+    caught_up(&env).await;
+    for (key, last) in &sent {
+        let (ct, id) = key.split_once('/').expect("key");
+        let mut seqs = Vec::new();
+        let mut after = 0;
+        loop {
+            let (st, v) = q
+                .get(&format!(
+                    "/v1/channels/{ct}/{id}/messages?uid=u1&limit=100&after_seq={after}"
+                ))
+                .await
+                .expect("history");
+            assert_eq!(st, 200, "{v}");
+            let page: Vec<u64> = v["messages"]
+                .as_array()
+                .expect("messages")
+                .iter()
+                .map(|m| m["message_seq"].as_u64().expect("seq"))
+                .collect();
+            if page.is_empty() {
+                break;
+            }
+            after = *page.iter().max().expect("max");
+            seqs.extend(page);
+        }
+        seqs.sort_unstable();
+        assert_eq!(seqs, (1..=*last).collect::<Vec<_>>(), "history of {key}");
+    }
+    // The old versions stay until gc.
+    assert_eq!(
+        versions(&env)
+            .await
+            .iter()
+            .filter(|v| v.2 == "retired")
+            .count(),
+        3
+    );
+    assert_equals_from_scratch(&env).await;
+    let (ok, out, _) = env.projector_run(&["gc"]).await.expect("gc");
+    assert!(ok && out.contains("dropped 3"), "{out}");
+}
+
+/// SIGKILL a rebuild at random moments, then resume: the serving versions never change until
+/// the final switch, and the result equals a from-scratch build. A killed rebuild can also be
+/// discarded.
+#[tokio::test]
+async fn rebuild_killed_at_random_points_resumes() {
+    let env = TestEnv::new().await.expect("env");
+    let cmd = env.command_svc().await.expect("command-svc");
+    let _projector = env.projector().await.expect("projector");
+    let c = Api::new(&cmd.url(), KEY_ACME);
+    seed(&c, 8000, true).await;
+    caught_up(&env).await;
+    let before = serving(&env).await;
+
+    // Discard: start, kill, drop.
+    let mut child = env
+        .projector_cmd(&["rebuild", "messages"])
+        .spawn()
+        .expect("spawn");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    child.start_kill().expect("kill");
+    let _ = child.wait().await;
+    let (ok, out, err) = env
+        .projector_run(&["rebuild", "messages", "--discard"])
+        .await
+        .expect("discard");
+    assert!(ok, "{out}\n{err}");
+    assert!(
+        versions(&env).await.iter().all(|v| v.2 != "building"),
+        "a discarded rebuild left a version"
+    );
+
+    let mut rng = rand::thread_rng();
+    let mut finished = false;
+    for round in 0..5 {
+        let resuming = versions(&env).await.iter().any(|v| v.2 == "building");
+        let mut args = vec!["rebuild", "--all"];
+        if resuming {
+            args.push("--resume");
+        }
+        let mut child = env.projector_cmd(&args).spawn().expect("spawn");
+        let wait = rng.gen_range(50..1500);
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            assert!(
+                status.success(),
+                "round {round}: rebuild exited with {status}"
+            );
+            finished = true;
+            break;
+        }
+        child.start_kill().expect("kill");
+        let _ = child.wait().await;
+        assert_eq!(
+            serving(&env).await,
+            before,
+            "round {round}: a killed rebuild (after {wait} ms) changed the serving versions"
+        );
+        // Sends and reads keep working meanwhile.
+        seed(&c, 50, false).await;
+    }
+    if !finished {
+        let (ok, out, err) = env
+            .projector_run(&["rebuild", "--all", "--resume"])
+            .await
+            .expect("resume");
+        assert!(ok, "resume failed: {out}\n{err}");
+    }
+    let after = serving(&env).await;
+    for p in PROJECTIONS {
+        assert!(after[p] > before[p], "{p} was not switched: {after:?}");
+    }
+    assert_equals_from_scratch(&env).await;
+}
+
+/// Publishes a record no decoder knows on a subject of the stream; returns its sequence.
+async fn publish_poison(env: &TestEnv) -> u64 {
+    let client = async_nats::connect(&env.nats_url).await.expect("nats");
+    let js = async_nats::jetstream::new(client);
+    let subject = format!(
+        "{}.acme.rd.{}",
+        env.subject_root,
+        events::subject::token("mallory")
+    );
+    let ack = js
+        .publish(
+            subject,
+            br#"{"type":"message_sent","v":99,"tenant":"acme","at":1,"data":{}}"#
+                .as_slice()
+                .into(),
+        )
+        .await
+        .expect("publish")
+        .await
+        .expect("ack");
+    ack.sequence
+}
+
+async fn dlq(env: &TestEnv) -> Vec<Value> {
+    let (ok, out, err) = env
+        .projector_run(&["dlq", "list", "--all", "--json"])
+        .await
+        .expect("dlq list");
+    assert!(ok, "{err}");
+    out.lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect()
+}
+
+/// Policy `skip` (default): the poison event is retried, parked in every projection with its
+/// error, and the events after it flow; `dlq retry` tries again, `dlq skip` closes it.
+#[tokio::test]
+async fn poison_event_parks_and_the_rest_flows() {
+    let env = TestEnv::new().await.expect("env");
+    let cmd = env.command_svc().await.expect("command-svc");
+    let _projector = env.projector().await.expect("projector");
+    let query = env.query_svc().await.expect("query-svc");
+    let c = Api::new(&cmd.url(), KEY_ACME);
+    let q = Api::new(&query.url(), KEY_ACME);
+    seed(&c, 10, true).await;
+    let poison = publish_poison(&env).await;
+    let after = seed(&c, 10, false).await;
+    assert!(after > poison);
+    let (st, v) = q
+        .get(&format!(
+            "/v1/users/u1/conversations?limit=50&min_event_seq={after}"
+        ))
+        .await
+        .expect("query");
+    assert_eq!(st, 200, "events after the poison one did not flow: {v}");
+    caught_up(&env).await;
+    let parked = dlq(&env).await;
+    assert_eq!(parked.len(), 3, "{parked:?}");
+    for e in &parked {
+        assert_eq!(e["event_seq"].as_u64(), Some(poison));
+        assert_eq!(e["state"], "parked");
+        assert!(
+            e["error"]
+                .as_str()
+                .unwrap_or("")
+                .contains("unknown event message_sent v99"),
+            "{e}"
+        );
+    }
+    let (ok, out, _) = env
+        .projector_run(&["dlq", "retry", "messages", &poison.to_string()])
+        .await
+        .expect("retry");
+    assert!(ok && out.starts_with("1 event"), "{out}");
+    let mut attempts = 0;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let m = dlq(&env).await;
+        let e = m
+            .iter()
+            .find(|e| e["projection"] == "messages")
+            .expect("messages row");
+        if e["state"] == "parked" && e["attempts"].as_i64() == Some(2) {
+            attempts = 2;
+            break;
+        }
+    }
+    assert_eq!(attempts, 2, "the retry was not attempted");
+    let (ok, out, _) = env
+        .projector_run(&["dlq", "skip", "messages", "--all"])
+        .await
+        .expect("skip");
+    assert!(ok && out.starts_with("1 event"), "{out}");
+    let m = dlq(&env).await;
+    assert_eq!(
+        m.iter()
+            .find(|e| e["projection"] == "messages")
+            .expect("row")["state"],
+        "skipped"
+    );
+    let (ok, out, _) = env
+        .projector_run(&["status", "--json"])
+        .await
+        .expect("status");
+    assert!(ok);
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    let parked_count: Vec<i64> = lines
+        .iter()
+        .map(|l| l["parked"].as_i64().unwrap_or(-1))
+        .collect();
+    assert_eq!(parked_count.iter().sum::<i64>(), 2, "{out}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["state"] == "serving" && l["lag_events"] == 0),
+        "{out}"
+    );
+}
+
+/// Policy `stop`: the projection halts just before the poison event (nothing after it is
+/// applied, out of order or otherwise) until `dlq skip`, then catches up.
+#[tokio::test]
+async fn poison_event_under_stop_policy_halts_until_skipped() {
+    let env = TestEnv::new().await.expect("env");
+    let cmd = env.command_svc().await.expect("command-svc");
+    let _projector = env
+        .projector_with(|c| c.on_poison = projector::shell::batch::PoisonPolicy::Stop)
+        .await
+        .expect("projector");
+    let c = Api::new(&cmd.url(), KEY_ACME);
+    seed(&c, 10, true).await;
+    let poison = publish_poison(&env).await;
+    let after = seed(&c, 10, false).await;
+    let mut halted = false;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let v = versions(&env).await;
+        if v.iter().all(|v| v.3 == poison as i64 - 1) {
+            let (_, out, _) = env
+                .projector_run(&["status", "--json"])
+                .await
+                .expect("status");
+            halted = out.lines().all(|l| l.contains("\"state\":\"parked\""));
+            if halted {
+                break;
+            }
+        }
+    }
+    assert!(
+        halted,
+        "the projections did not halt at {}: {:?}",
+        poison - 1,
+        versions(&env).await
+    );
+    let (ok, out, _) = env
+        .projector_run(&["dlq", "skip", "messages", &poison.to_string()])
+        .await
+        .expect("skip");
+    assert!(ok, "{out}");
+    for p in ["channels", "conversations"] {
+        let (ok, _, _) = env
+            .projector_run(&["dlq", "skip", p, "--all"])
+            .await
+            .expect("skip");
+        assert!(ok);
+    }
+    caught_up(&env).await;
+    assert!(versions(&env).await.iter().all(|v| v.3 >= after as i64));
+}
