@@ -167,9 +167,14 @@ impl Commands {
                     Some(e) => e,
                 },
             };
+            // A message's envelope time is its timestamp (`message_sent` v2 stores one time).
+            let occurred_at = match &event {
+                Event::MessageSent(m) => m.timestamp,
+                _ => platform::now_ms(),
+            };
             let env = Envelope {
                 tenant: tenant.clone(),
-                occurred_at: platform::now_ms(),
+                occurred_at,
                 event,
             };
             if let Event::ReadPositionSet(r) = &env.event {

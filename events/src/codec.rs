@@ -4,6 +4,13 @@
 //! `{"type": "message_sent", "v": 1, "tenant": "acme", "at": 1700000000000, "data": {…}}`.
 //! `decode` dispatches on `(type, v)` and upcasts old versions to the current struct; an unknown
 //! type or version is a [`DecodeError`], which projectors park rather than skip.
+//!
+//! Versions ever written (each frozen in `events/tests/fixtures/`):
+//!
+//! | type | versions | change |
+//! |---|---|---|
+//! | `message_sent` | 1, 2 | v2 drops `data.timestamp`: the envelope's `at` is the send time (one clock reading per message, 14–20 bytes less per record); [`upcast_message_sent_v2`] |
+//! | `group_created`, `members_added`, `member_removed`, `group_disbanded`, `read_position_set` | 1 | — |
 
 use crate::event::*;
 use crate::ids::TenantId;
@@ -57,7 +64,53 @@ struct WireIn<'a> {
     data: &'a RawValue,
 }
 
-/// Encodes an envelope as one log record (JSON bytes).
+/// `message_sent` v2 data as written: v1 without `timestamp`.
+#[derive(Serialize)]
+struct MessageSentV2Out<'a> {
+    channel: &'a crate::ids::ChannelKey,
+    message_id: &'a str,
+    message_seq: u64,
+    from_uid: &'a crate::ids::Uid,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_msg_no: &'a Option<String>,
+    payload: &'a str,
+}
+
+/// `message_sent` v2 data as read.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct MessageSentV2 {
+    /// The channel.
+    pub channel: crate::ids::ChannelKey,
+    /// Message id (UUID v7 text).
+    pub message_id: String,
+    /// Per-channel sequence.
+    pub message_seq: u64,
+    /// Sender.
+    pub from_uid: crate::ids::Uid,
+    /// Idempotency key.
+    #[serde(default)]
+    pub client_msg_no: Option<String>,
+    /// Base64 payload.
+    pub payload: String,
+}
+
+/// Upcasts `message_sent` v2 data to the current [`MessageSent`]: the send time is the
+/// envelope's `at` (ms). v1 data already has the current shape (its own `timestamp`).
+pub fn upcast_message_sent_v2(data: MessageSentV2, at: i64) -> MessageSent {
+    MessageSent {
+        channel: data.channel,
+        message_id: data.message_id,
+        message_seq: data.message_seq,
+        from_uid: data.from_uid,
+        client_msg_no: data.client_msg_no,
+        payload: data.payload,
+        timestamp: at,
+    }
+}
+
+/// Encodes an envelope as one log record (JSON bytes), in each type's current version. For
+/// `message_sent` the envelope's `at` is written as the message's `timestamp` (v2 keeps one
+/// time), so the command service sets both to the same reading.
 pub fn encode(env: &Envelope) -> Vec<u8> {
     fn out<T: Serialize>(env: &Envelope, data: &T) -> Vec<u8> {
         let wire = WireOut {
@@ -71,7 +124,23 @@ pub fn encode(env: &Envelope) -> Vec<u8> {
         serde_json::to_vec(&wire).unwrap_or_default()
     }
     match &env.event {
-        Event::MessageSent(e) => out(env, e),
+        Event::MessageSent(e) => {
+            let wire = WireOut {
+                event_type: env.event.event_type(),
+                v: env.event.event_version(),
+                tenant: &env.tenant,
+                at: e.timestamp,
+                data: &MessageSentV2Out {
+                    channel: &e.channel,
+                    message_id: &e.message_id,
+                    message_seq: e.message_seq,
+                    from_uid: &e.from_uid,
+                    client_msg_no: &e.client_msg_no,
+                    payload: &e.payload,
+                },
+            };
+            serde_json::to_vec(&wire).unwrap_or_default()
+        }
         Event::GroupCreated(e) => out(env, e),
         Event::MembersAdded(e) => out(env, e),
         Event::MemberRemoved(e) => out(env, e),
@@ -94,6 +163,10 @@ pub fn decode(bytes: &[u8]) -> Result<Envelope, DecodeError> {
     };
     let event = match (wire.event_type, wire.v) {
         ("message_sent", 1) => Event::MessageSent(serde_json::from_str(data).map_err(err)?),
+        ("message_sent", 2) => Event::MessageSent(upcast_message_sent_v2(
+            serde_json::from_str(data).map_err(err)?,
+            wire.at,
+        )),
         ("group_created", 1) => Event::GroupCreated(serde_json::from_str(data).map_err(err)?),
         ("members_added", 1) => Event::MembersAdded(serde_json::from_str(data).map_err(err)?),
         ("member_removed", 1) => Event::MemberRemoved(serde_json::from_str(data).map_err(err)?),

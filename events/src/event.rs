@@ -47,9 +47,13 @@ impl Event {
         }
     }
 
-    /// The schema version written for this type today.
+    /// The schema version written for this type today: `message_sent` is at v2 (its send
+    /// time moved from `data.timestamp` to the envelope's `at`), every other type at v1.
     pub fn event_version(&self) -> u32 {
-        1
+        match self {
+            Event::MessageSent(_) => 2,
+            _ => 1,
+        }
     }
 
     /// The channel the event belongs to, if any (every event but none today has one).

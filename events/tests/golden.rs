@@ -29,23 +29,30 @@ fn env(at: i64, event: Event) -> Envelope {
     }
 }
 
+fn message_sent() -> Envelope {
+    env(
+        1700000000123,
+        Event::MessageSent(MessageSent {
+            channel: ChannelKey::personal(&uid("bob.x"), &uid("alice")),
+            message_id: "01890a5d-ac96-774b-bcce-b302099a8057".into(),
+            message_seq: 7,
+            from_uid: uid("bob.x"),
+            client_msg_no: Some("c-1".into()),
+            payload: "aGVsbG8=".into(),
+            timestamp: 1700000000123,
+        }),
+    )
+}
+
+/// Fixtures of versions no longer written, with what they decode to today.
+fn old_cases() -> Vec<(&'static str, Envelope)> {
+    vec![("message_sent.v1.json", message_sent())]
+}
+
+/// Fixtures of the versions written today.
 fn cases() -> Vec<(&'static str, Envelope)> {
     vec![
-        (
-            "message_sent.v1.json",
-            env(
-                1700000000123,
-                Event::MessageSent(MessageSent {
-                    channel: ChannelKey::personal(&uid("bob.x"), &uid("alice")),
-                    message_id: "01890a5d-ac96-774b-bcce-b302099a8057".into(),
-                    message_seq: 7,
-                    from_uid: uid("bob.x"),
-                    client_msg_no: Some("c-1".into()),
-                    payload: "aGVsbG8=".into(),
-                    timestamp: 1700000000123,
-                }),
-            ),
-        ),
+        ("message_sent.v2.json", message_sent()),
         (
             "group_created.v1.json",
             env(
@@ -102,7 +109,7 @@ fn cases() -> Vec<(&'static str, Envelope)> {
 
 #[test]
 fn every_fixture_decodes_to_the_current_type() {
-    for (name, expected) in cases() {
+    for (name, expected) in cases().into_iter().chain(old_cases()) {
         let decoded = decode(&fixture(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(decoded, expected, "{name}");
     }
@@ -117,6 +124,24 @@ fn current_versions_encode_to_the_frozen_bytes() {
             "{name}"
         );
     }
+}
+
+/// v1 kept its own `timestamp` beside the envelope's `at`; the upcast keeps v1's, even where
+/// the two differ (v1 writers read the clock twice).
+#[test]
+fn message_sent_v1_upcasts_with_its_own_timestamp() {
+    let v1 = String::from_utf8(fixture("message_sent.v1.json"))
+        .unwrap()
+        .replace("\"at\":1700000000123", "\"at\":1700000000125");
+    let decoded = decode(v1.as_bytes()).unwrap();
+    assert_eq!(decoded.occurred_at, 1700000000125);
+    let Event::MessageSent(m) = decoded.event else {
+        panic!("not a message_sent")
+    };
+    assert_eq!(m.timestamp, 1700000000123);
+    // And the v2 record written for it today carries one time.
+    let v2 = String::from_utf8(encode(&message_sent())).unwrap();
+    assert!(v2.contains("\"v\":2") && !v2.contains("timestamp"), "{v2}");
 }
 
 #[test]

@@ -12,7 +12,7 @@ use poem::http::StatusCode;
 use poem::web::Data;
 use poem::{get, handler, EndpointExt, Response, Route};
 use projector::ops::{self, rebuild::Start, Ops};
-use projector::shell::runner::Health;
+use projector::shell::runner::{Health, ReadyBounds};
 use projector::{Config, Projection};
 use std::time::Duration;
 
@@ -42,6 +42,11 @@ enum Command {
         /// Drop an unfinished rebuild.
         #[arg(long)]
         discard: bool,
+        /// Switch even if the rebuilt tables differ from the serving ones (the differences
+        /// are still reported): for rebuilds meant to change rows, e.g. after a projection
+        /// bug fix.
+        #[arg(long)]
+        accept_differences: bool,
     },
     /// Build projections as of a past log position into new schemas (audits; never serving).
     Replay {
@@ -158,36 +163,11 @@ fn metrics() -> String {
     platform::telemetry::metrics().render()
 }
 
-/// Bounds of `/ready`.
-#[derive(Clone, Copy)]
-struct ReadyBounds {
-    events: u64,
-    seconds: f64,
-    expected: usize,
-}
-
 /// 200 when every projection runs, is not halted, and lags at most the configured bounds;
 /// 503 otherwise. The body lists each projection's progress.
 #[handler]
 fn ready(health: Data<&Health>, bounds: Data<&ReadyBounds>) -> Response {
-    let all = health.snapshot();
-    let mut ok = all.len() >= bounds.expected;
-    let items: Vec<serde_json::Value> = all
-        .iter()
-        .map(|(p, pr)| {
-            let fine = pr.running
-                && pr.halted.is_none()
-                && pr.lag_events <= bounds.events
-                && pr.lag_seconds <= bounds.seconds;
-            ok &= fine;
-            serde_json::json!({
-                "projection": p.name(), "version": pr.version, "checkpoint": pr.checkpoint,
-                "lag_events": pr.lag_events, "lag_seconds": pr.lag_seconds,
-                "halted_at": pr.halted, "running": pr.running, "ready": fine,
-            })
-        })
-        .collect();
-    let body = serde_json::json!({ "ready": ok, "projections": items });
+    let (ok, body) = health.readiness(**bounds);
     Response::builder()
         .status(if ok {
             StatusCode::OK
@@ -258,10 +238,18 @@ async fn main() -> anyhow::Result<()> {
             which,
             resume,
             discard,
+            accept_differences,
         } => {
             let projections = which.resolve()?;
             let ops = Ops::connect(&config).await?;
-            match ops::rebuild::rebuild(&ops, &projections, start(resume, discard)).await {
+            match ops::rebuild::rebuild(
+                &ops,
+                &projections,
+                start(resume, discard),
+                accept_differences,
+            )
+            .await
+            {
                 Ok(Some(s)) => {
                     for r in &s.rebuilt {
                         println!(

@@ -343,10 +343,13 @@ async fn switch(ops: &Ops, appliers: &mut [Applier]) -> anyhow::Result<Vec<i32>>
 /// # Errors
 /// [`Mismatch`] when verification finds differences (the rebuilt versions stay, resumable or
 /// discardable); NATS or database failures; an unfinished rebuild without `--resume`.
+/// With `accept_differences` a verification difference is reported and the switch goes on:
+/// for rebuilds whose purpose is to change the rows (a fixed projection bug).
 pub async fn rebuild(
     ops: &Ops,
     projections: &[Projection],
     start: Start,
+    accept_differences: bool,
 ) -> anyhow::Result<Option<Summary>> {
     let began = Instant::now();
     let versions = take_versions(ops, projections, State::Building, start, None).await?;
@@ -385,7 +388,12 @@ pub async fn rebuild(
         .filter(|c| !c.equal())
         .map(ToString::to_string)
         .collect();
-    if !bad.is_empty() {
+    if !bad.is_empty() && accept_differences {
+        tracing::warn!(
+            "verification found differences; switching anyway (--accept-differences):\n{}",
+            bad.join("\n")
+        );
+    } else if !bad.is_empty() {
         return Err(Mismatch {
             report: bad.join("\n"),
         }

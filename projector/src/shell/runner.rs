@@ -78,6 +78,80 @@ impl Health {
     pub fn snapshot(&self) -> Vec<(Projection, Progress)> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
+
+    /// `/ready`'s verdict: ready when all `bounds.expected` projections run, none is halted on
+    /// a poison event, and none lags more than `bounds.events` events or `bounds.seconds`
+    /// seconds. Returns the verdict and a JSON body listing each projection.
+    pub fn readiness(&self, bounds: ReadyBounds) -> (bool, serde_json::Value) {
+        let all = self.snapshot();
+        let mut ok = all.len() >= bounds.expected;
+        let items: Vec<serde_json::Value> = all
+            .iter()
+            .map(|(p, pr)| {
+                let fine = pr.running
+                    && pr.halted.is_none()
+                    && pr.lag_events <= bounds.events
+                    && pr.lag_seconds <= bounds.seconds;
+                ok &= fine;
+                serde_json::json!({
+                    "projection": p.name(), "version": pr.version, "checkpoint": pr.checkpoint,
+                    "lag_events": pr.lag_events, "lag_seconds": pr.lag_seconds,
+                    "halted_at": pr.halted, "running": pr.running, "ready": fine,
+                })
+            })
+            .collect();
+        (ok, serde_json::json!({ "ready": ok, "projections": items }))
+    }
+}
+
+/// Bounds of the projector's `/ready` (`PARLEY_READY_MAX_LAG`, `PARLEY_READY_MAX_LAG_SECONDS`).
+#[derive(Debug, Clone, Copy)]
+pub struct ReadyBounds {
+    /// Most events behind the log.
+    pub events: u64,
+    /// Most seconds behind (age of the newest applied event while behind).
+    pub seconds: f64,
+    /// Projections this process runs.
+    pub expected: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ready_only_when_every_projection_runs_within_bounds() {
+        let bounds = ReadyBounds {
+            events: 100,
+            seconds: 5.0,
+            expected: 2,
+        };
+        let h = Health::default();
+        let running = |pr: &mut Progress| pr.running = true;
+        h.set(Projection::Messages, running);
+        assert!(
+            !h.readiness(bounds).0,
+            "one of two projections is not running yet"
+        );
+        h.set(Projection::Channels, running);
+        assert!(h.readiness(bounds).0);
+        h.set(Projection::Channels, |pr| pr.lag_events = 101);
+        assert!(!h.readiness(bounds).0, "lag in events over the bound");
+        h.set(Projection::Channels, |pr| {
+            pr.lag_events = 100;
+            pr.lag_seconds = 5.5;
+        });
+        let (ok, body) = h.readiness(bounds);
+        assert!(!ok, "lag in seconds over the bound");
+        assert_eq!(body["projections"][1]["ready"], false);
+        h.set(Projection::Channels, |pr| {
+            pr.lag_seconds = 0.0;
+            pr.halted = Some(7);
+        });
+        assert!(!h.readiness(bounds).0, "halted on a poison event");
+        h.set(Projection::Channels, |pr| pr.halted = None);
+        assert!(h.readiness(bounds).0);
+    }
 }
 
 /// Runs every configured projection until `shutdown` resolves; migrations are applied first.

@@ -105,7 +105,10 @@ pub fn app(
             channels::ChannelsApi {
                 state: state.clone(),
             },
-            ops::OpsApi { state },
+            ops::OpsApi {
+                state,
+                rt: rt.clone(),
+            },
             realtime::RealtimeApi {
                 rt: rt.clone(),
                 dev_tenant,

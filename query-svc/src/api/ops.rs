@@ -34,6 +34,9 @@ pub struct Readiness {
     pub nats: bool,
     /// Whether Postgres answers.
     pub postgres: bool,
+    /// Whether the realtime hub has loaded its membership snapshot and follows the log
+    /// (sockets answer 503 `HUB_STARTING` until then).
+    pub hub: bool,
     /// Each projection's checkpoint and lag, by name (empty when Postgres is down).
     pub projections: Vec<ProjectionLag>,
 }
@@ -53,6 +56,8 @@ pub enum ReadyResponse {
 pub struct OpsApi {
     /// Shared state.
     pub state: Arc<AppState>,
+    /// The realtime side (its hub's readiness).
+    pub rt: Arc<crate::realtime::Realtime>,
 }
 
 impl OpsApi {
@@ -132,9 +137,9 @@ impl OpsApi {
         })
     }
 
-    /// Readiness: 200 when Postgres answers, NATS is connected and every projection lags the
-    /// event stream by at most `PARLEY_READY_MAX_LAG` events; 503 otherwise. The body says
-    /// which.
+    /// Readiness: 200 when Postgres answers, NATS is connected, the realtime hub follows the
+    /// log and every projection lags the event stream by at most `PARLEY_READY_MAX_LAG`
+    /// events; 503 otherwise. The body says which.
     #[oai(path = "/ready", method = "get", operation_id = "ready")]
     async fn ready(&self) -> ReadyResponse {
         let nats = platform::log::connected(&self.state.nats);
@@ -156,12 +161,14 @@ impl OpsApi {
             last_seq,
             self.state.ready_max_lag,
         );
+        let hub = self.rt.hub.ready();
         let body = Json(Readiness {
             nats,
             postgres,
+            hub,
             projections,
         });
-        if nats && postgres && caught_up {
+        if nats && postgres && hub && caught_up {
             ReadyResponse::Ready(body)
         } else {
             ReadyResponse::NotReady(body)
