@@ -9,6 +9,7 @@ use crate::shell::batch::{Batch, BatchError};
 use crate::shell::runner::more;
 use async_nats::jetstream::consumer;
 use futures::StreamExt;
+use std::time::Duration;
 
 /// Applies the log to every applier until each checkpoint is at least `until` (appliers
 /// already there are left alone). Reads from the lowest checkpoint + 1 with an ordered
@@ -47,7 +48,13 @@ pub async fn run_to(
         let Some(first) = messages.next().await else {
             anyhow::bail!("log read ended early")
         };
-        let chunk = more(first, &mut messages, ops.batch_size).await;
+        let chunk = more(
+            first,
+            &mut messages,
+            ops.batch_size,
+            Some(Duration::from_millis(20)),
+        )
+        .await;
         let mut batch = Batch::with_capacity(chunk.len());
         let mut pending = 0;
         for item in chunk {

@@ -383,7 +383,7 @@ async fn serve(p: Projection, ctx: &Context) -> anyhow::Result<()> {
         let Some(first) = first else {
             anyhow::bail!("consumer stream ended")
         };
-        let chunk = more(first, &mut messages, ctx.batch_size).await;
+        let chunk = more(first, &mut messages, ctx.batch_size, None).await;
         let started = Instant::now();
         let mut batch = Batch::with_capacity(chunk.len());
         let mut last: Option<jetstream::Message> = None;
@@ -436,12 +436,19 @@ async fn serve(p: Projection, ctx: &Context) -> anyhow::Result<()> {
     }
 }
 
-/// After `first`, takes every record already delivered, up to `max` in all.
+/// After `first`, takes every record already delivered, up to `max` in all; with `linger`,
+/// also waits up to that long for each further record until `max` (bulk reads, where a
+/// fuller batch means fewer transactions and more coalescing, and latency does not matter).
 ///
 /// `ready_chunks` would stop at tokio's cooperative budget (128 polls per task turn) with
 /// thousands of records waiting, so an apparently empty stream gets one `yield_now` (which
 /// renews the budget) before the batch is closed.
-pub async fn more<S, T>(first: T, messages: &mut std::pin::Pin<&mut S>, max: usize) -> Vec<T>
+pub async fn more<S, T>(
+    first: T,
+    messages: &mut std::pin::Pin<&mut S>,
+    max: usize,
+    linger: Option<Duration>,
+) -> Vec<T>
 where
     S: futures::Stream<Item = T>,
 {
@@ -456,10 +463,20 @@ where
                 yielded = false;
             }
             Some(None) => break,
-            None if yielded => break,
-            None => {
+            None if !yielded => {
                 tokio::task::yield_now().await;
                 yielded = true;
+            }
+            None => {
+                let Some(linger) = linger else { break };
+                // `next()` of these streams is cancel-safe: a timed-out wait loses nothing.
+                match tokio::time::timeout(linger, messages.next()).await {
+                    Ok(Some(item)) => {
+                        batch.push(item);
+                        yielded = false;
+                    }
+                    _ => break,
+                }
             }
         }
     }
