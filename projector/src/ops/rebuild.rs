@@ -126,13 +126,25 @@ async fn take_versions(
 }
 
 /// Fills `appliers` from their checkpoints to `until` with a progress display, then creates
-/// their deferred indexes. Returns (events, seconds) of the fill.
+/// their deferred indexes. Returns (events, seconds) of the fill. A version halted on a poison
+/// event (policy `stop`) goes on only once `projector dlq retry|skip` has resolved it.
 async fn fill(
     ops: &Ops,
     appliers: &mut [Applier],
     until: u64,
     what: &str,
 ) -> anyhow::Result<(u64, f64)> {
+    for a in appliers.iter_mut() {
+        if let Some(seq) = a.v.parked_seq {
+            anyhow::ensure!(
+                a.resolve_halt(&ops.pool).await?,
+                "{} v{} is halted on poison event {seq}: `projector dlq retry|skip {} {seq}` first",
+                a.v.projection.name(),
+                a.v.version,
+                a.v.projection.name()
+            );
+        }
+    }
     let low = appliers.iter().map(|a| a.v.last_seq).min().unwrap_or(until);
     let mut progress = Progress::new(what, low, until.max(low));
     run_to(ops, appliers, until, Some(&mut progress)).await?;
