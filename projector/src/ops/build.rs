@@ -44,17 +44,18 @@ pub async fn run_to(
         .await?;
     let messages = consumer.messages().await?;
     let mut messages = std::pin::pin!(messages);
+    let mut read_to = low;
     loop {
         let Some(first) = messages.next().await else {
             anyhow::bail!("log read ended early")
         };
-        let chunk = more(
-            first,
-            &mut messages,
-            ops.batch_size,
-            Some(Duration::from_millis(20)),
-        )
-        .await;
+        // At most the records left up to `until`: lingering for more would wait on live
+        // traffic beyond it (every record of the stream matches the filter, so there are at
+        // most `until - read_to` of them).
+        let want = usize::try_from(until.saturating_sub(read_to))
+            .unwrap_or(usize::MAX)
+            .clamp(1, ops.batch_size);
+        let chunk = more(first, &mut messages, want, Some(Duration::from_millis(20))).await;
         let mut batch = Batch::with_capacity(chunk.len());
         let mut pending = 0;
         for item in chunk {
@@ -68,6 +69,7 @@ pub async fn run_to(
                 pending = 0;
                 break;
             }
+            read_to = seq;
             batch.push(seq, msg.subject.to_string(), msg.payload.clone());
         }
         // Nothing pending after the last record: sequences up to `until` that were not

@@ -224,10 +224,35 @@ async fn wait_serving(ops: &Ops, appliers: &[Applier]) -> anyhow::Result<()> {
     }
 }
 
+/// Brings every rebuilt version close to its serving version's checkpoint without freezing
+/// anything, so the freeze that follows has only a small gap left to cover.
+async fn approach_serving(ops: &Ops, appliers: &mut [Applier]) -> anyhow::Result<()> {
+    for _ in 0..5 {
+        let mut far = false;
+        for a in appliers.iter_mut() {
+            let target = {
+                let client = ops.pool.get().await?;
+                schema::find(&client, a.v.projection, State::Serving)
+                    .await?
+                    .map_or(0, |s| s.last_seq)
+            };
+            if target > a.v.last_seq + 1000 {
+                far = true;
+                run_to(ops, std::slice::from_mut(a), target, None).await?;
+            }
+        }
+        if !far {
+            break;
+        }
+    }
+    Ok(())
+}
+
 /// Step 5: compares every rebuilt version with the serving one at one checkpoint.
 async fn verify_all(ops: &Ops, appliers: &mut [Applier]) -> anyhow::Result<Vec<Vec<TableCheck>>> {
     let projections: Vec<Projection> = appliers.iter().map(|a| a.v.projection).collect();
     loop {
+        approach_serving(ops, appliers).await?;
         let mut conn = ops.pool.get().await?;
         let tx = conn.transaction().await?;
         tx.batch_execute("SET LOCAL lock_timeout = '10s'").await?;
@@ -279,6 +304,7 @@ async fn switch(ops: &Ops, appliers: &mut [Applier]) -> anyhow::Result<Vec<i32>>
     let mut attempt = 0;
     loop {
         attempt += 1;
+        approach_serving(ops, appliers).await?;
         let mut conn = ops.pool.get().await?;
         let tx = conn.transaction().await?;
         tx.batch_execute("SET LOCAL lock_timeout = '2s'").await?;
