@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use poem::http::StatusCode;
 use poem::web::Data;
 use poem::{get, handler, EndpointExt, Response, Route};
-use projector::ops::{self, rebuild::Start, Ops};
+use projector::ops::{self, rebuild::Start};
 use projector::shell::runner::{Health, ReadyBounds};
 use projector::{Config, Projection};
 use std::time::Duration;
@@ -241,7 +241,7 @@ async fn main() -> anyhow::Result<()> {
             accept_differences,
         } => {
             let projections = which.resolve()?;
-            let ops = Ops::connect(&config).await?;
+            let ops = ops::connect(&config).await?;
             match ops::rebuild::rebuild(
                 &ops,
                 &projections,
@@ -287,7 +287,7 @@ async fn main() -> anyhow::Result<()> {
             discard,
         } => {
             let projections = which.resolve()?;
-            let ops = Ops::connect(&config).await?;
+            let ops = ops::connect(&config).await?;
             let built =
                 ops::rebuild::replay(&ops, &projections, to_event_seq, start(resume, discard))
                     .await?;
@@ -303,7 +303,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Status { all, json, watch } => {
-            let ops = Ops::connect(&config).await?;
+            let ops = ops::connect(&config).await?;
             loop {
                 let lines = ops::status::read(&ops, all).await?;
                 if json {
@@ -326,7 +326,7 @@ async fn main() -> anyhow::Result<()> {
             older_than_hours,
             replays,
         } => {
-            let ops = Ops::connect(&config).await?;
+            let ops = ops::connect(&config).await?;
             let grace = Duration::from_secs_f64(older_than_hours.max(0.0) * 3600.0);
             let dropped = ops::gc::collect(&ops.pool, grace, replays).await?;
             println!(
@@ -340,7 +340,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Dlq { action } => {
-            let ops = Ops::connect(&config).await?;
+            let ops = ops::connect(&config).await?;
             let client = ops.pool.get().await?;
             let parse = |s: &str| {
                 Projection::from_name(s).ok_or_else(|| anyhow::anyhow!("unknown projection {s}"))
@@ -386,26 +386,23 @@ async fn main() -> anyhow::Result<()> {
                 Dlq::Retry(t) | Dlq::Skip(t) if !t.all && t.event_seq.is_none() => {
                     anyhow::bail!("name an event sequence or give --all")
                 }
-                Dlq::Retry(t) => {
+                Dlq::Retry(ref t) | Dlq::Skip(ref t) => {
+                    let (state, done) = if matches!(action, Dlq::Retry(_)) {
+                        (
+                            "retry",
+                            "marked for retry; the running projector applies them within a second",
+                        )
+                    } else {
+                        ("skipped", "skipped")
+                    };
                     let n = projector::shell::dlq::mark(
                         &client,
                         Some(parse(&t.projection)?),
                         t.event_seq,
-                        "retry",
+                        state,
                     )
                     .await?;
-                    println!("{n} event(s) marked for retry; the running projector applies them within a second");
-                    Ok(())
-                }
-                Dlq::Skip(t) => {
-                    let n = projector::shell::dlq::mark(
-                        &client,
-                        Some(parse(&t.projection)?),
-                        t.event_seq,
-                        "skipped",
-                    )
-                    .await?;
-                    println!("{n} event(s) skipped");
+                    println!("{n} event(s) {done}");
                     Ok(())
                 }
             }

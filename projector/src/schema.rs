@@ -153,13 +153,10 @@ pub struct Version {
     pub indexed: bool,
     /// Seconds since its last checkpoint write.
     pub idle_secs: f64,
-    /// When it was retired (RFC 3339), if it was.
-    pub retired_at: Option<String>,
 }
 
 const COLUMNS: &str = "projection, version, schema_name, state, last_seq, target_seq, parked_seq, \
-     apply_rate, indexed, extract(epoch from now() - updated_at)::float8, \
-     to_char(retired_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')";
+     apply_rate, indexed, extract(epoch from now() - updated_at)::float8";
 
 fn from_row(row: &tokio_postgres::Row) -> Option<Version> {
     Some(Version {
@@ -173,7 +170,6 @@ fn from_row(row: &tokio_postgres::Row) -> Option<Version> {
         apply_rate: row.get(7),
         indexed: row.get(8),
         idle_secs: row.get(9),
-        retired_at: row.get(10),
     })
 }
 
@@ -296,7 +292,6 @@ pub async fn create(
         apply_rate: 0.0,
         indexed: false,
         idle_secs: 0.0,
-        retired_at: None,
     })
 }
 

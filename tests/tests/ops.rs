@@ -137,17 +137,41 @@ async fn assert_equals_from_scratch(env: &TestEnv) {
     }
 }
 
+/// An environment with command-svc, the projector and query-svc running, and clients of the
+/// command (`c`) and query (`q`) services.
+struct Stack {
+    env: TestEnv,
+    _services: [Running; 3],
+    c: Api,
+    q: Api,
+}
+
+async fn stack() -> Stack {
+    let env = TestEnv::new().await.expect("env");
+    let cmd = env.command_svc().await.expect("command-svc");
+    let projector = env.projector().await.expect("projector");
+    let query = env.query_svc().await.expect("query-svc");
+    let c = Api::new(&cmd.url(), KEY_ACME);
+    let q = Api::new(&query.url(), KEY_ACME);
+    Stack {
+        env,
+        _services: [cmd, projector, query],
+        c,
+        q,
+    }
+}
+
 /// A writer sends and a reader queries through a whole `rebuild --all`: no send or query
 /// fails, every message is in the history afterwards, and the tables equal a from-scratch
 /// build.
 #[tokio::test]
 async fn rebuild_under_live_load_switches_without_errors_or_loss() {
-    let env = TestEnv::new().await.expect("env");
-    let cmd = env.command_svc().await.expect("command-svc");
-    let _projector = env.projector().await.expect("projector");
-    let query = env.query_svc().await.expect("query-svc");
-    let c = Api::new(&cmd.url(), KEY_ACME);
-    let q = Api::new(&query.url(), KEY_ACME);
+    let Stack {
+        env,
+        _services,
+        c,
+        q,
+    } = stack().await;
     seed(&c, 6000, true).await;
     caught_up(&env).await;
 
@@ -364,12 +388,12 @@ async fn dlq(env: &TestEnv) -> Vec<Value> {
 /// error, and the events after it flow; `dlq retry` tries again, `dlq skip` closes it.
 #[tokio::test]
 async fn poison_event_parks_and_the_rest_flows() {
-    let env = TestEnv::new().await.expect("env");
-    let cmd = env.command_svc().await.expect("command-svc");
-    let _projector = env.projector().await.expect("projector");
-    let query = env.query_svc().await.expect("query-svc");
-    let c = Api::new(&cmd.url(), KEY_ACME);
-    let q = Api::new(&query.url(), KEY_ACME);
+    let Stack {
+        env,
+        _services,
+        c,
+        q,
+    } = stack().await;
     seed(&c, 10, true).await;
     let poison = publish_poison(&env).await;
     let after = seed(&c, 10, false).await;

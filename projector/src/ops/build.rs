@@ -3,10 +3,10 @@
 //! version, as in the serving projector).
 
 use super::progress::Progress;
-use super::Ops;
 use crate::shell::apply::Applier;
 use crate::shell::batch::{Batch, BatchError};
 use crate::shell::runner::more;
+use crate::shell::runner::Context;
 use async_nats::jetstream::consumer;
 use futures::StreamExt;
 use std::time::Duration;
@@ -19,7 +19,7 @@ use std::time::Duration;
 /// NATS failures, a version fenced by someone else (discarded or switched), a version halted
 /// on a poison event under policy `stop`, or transient database failures past the limit.
 pub async fn run_to(
-    ops: &Ops,
+    ops: &Context,
     appliers: &mut [Applier],
     until: u64,
     mut progress: Option<&mut Progress>,

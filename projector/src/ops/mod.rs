@@ -17,58 +17,27 @@ pub mod status;
 pub mod verify;
 
 use crate::shell::apply::Policy;
+use crate::shell::runner::Context;
 use crate::Config;
-use async_nats::jetstream;
 
-/// What the operator commands need.
-#[derive(Clone)]
-pub struct Ops {
-    /// JetStream.
-    pub js: jetstream::Context,
-    /// Postgres pool.
-    pub pool: deadpool_postgres::Pool,
-    /// Stream name.
-    pub stream: String,
-    /// Subject filter (`<root>.>`).
-    pub filter: String,
-    /// Most events per read batch.
-    pub batch_size: usize,
-    /// Poison policy for rebuilds and replays (relaxed commits, bounded transient retries).
-    pub policy: Policy,
-}
-
-impl Ops {
-    /// Connects to NATS and Postgres and applies pending migrations.
-    ///
-    /// # Errors
-    /// Connection or migration failures.
-    pub async fn connect(config: &Config) -> anyhow::Result<Self> {
-        crate::migrate::run(&config.common.database_url).await?;
-        let (_client, js) =
-            platform::log::connect(&config.common.nats_url, "parley-projector-ops", 10_000).await?;
-        platform::log::ensure_stream(&js, &config.common.stream, &config.common.subject_root)
-            .await?;
-        Ok(Self {
-            js,
-            pool: platform::db::pool(&config.common.database_url, 8)?,
-            stream: config.common.stream.clone(),
-            filter: format!("{}.>", config.common.subject_root),
-            batch_size: config.batch_size.max(10_000),
-            policy: Policy {
-                poison: config.on_poison,
-                max_attempts: config.poison_attempts,
-                transient_limit: Some(20),
-                relaxed: true,
-            },
-        })
-    }
-
-    /// The stream's last sequence (0 when empty).
-    ///
-    /// # Errors
-    /// NATS errors.
-    pub async fn head(&self) -> anyhow::Result<u64> {
-        let mut stream = self.js.get_stream(&self.stream).await?;
-        Ok(stream.info().await?.state.last_sequence)
-    }
+/// The context of the operator commands: batches of at least 10,000 events, relaxed commits
+/// (`synchronous_commit = off`), transient failures retried 20 times, then an error.
+///
+/// # Errors
+/// Connection or migration failures.
+pub async fn connect(config: &Config) -> anyhow::Result<Context> {
+    let policy = Policy {
+        poison: config.on_poison,
+        max_attempts: config.poison_attempts,
+        transient_limit: Some(20),
+        relaxed: true,
+    };
+    Context::connect(
+        config,
+        "parley-projector-ops",
+        8,
+        config.batch_size.max(10_000),
+        policy,
+    )
+    .await
 }

@@ -5,7 +5,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
-/// Progress of applying events `start + 1 ..= end` (the end may grow as the log does).
+/// Progress of applying events `start + 1 ..= end`.
 pub struct Progress {
     what: String,
     bar: Option<ProgressBar>,
@@ -43,14 +43,6 @@ impl Progress {
             pos: start,
             began: now,
             last_line: now,
-        }
-    }
-
-    /// The log head moved to `end`.
-    pub fn set_end(&mut self, end: u64) {
-        self.end = end.max(self.pos);
-        if let Some(bar) = &self.bar {
-            bar.set_length(self.end - self.start);
         }
     }
 

@@ -23,10 +23,10 @@
 use super::build::run_to;
 use super::progress::Progress;
 use super::verify::{self, TableCheck};
-use super::Ops;
 use crate::core::Projection;
 use crate::schema::{self, State, Version};
 use crate::shell::apply::Applier;
+use crate::shell::runner::Context;
 use std::time::{Duration, Instant};
 
 /// What `rebuild` does with an existing unfinished rebuild.
@@ -75,7 +75,7 @@ pub struct Mismatch {
 }
 
 async fn take_versions(
-    ops: &Ops,
+    ops: &Context,
     projections: &[Projection],
     state: State,
     start: Start,
@@ -129,7 +129,7 @@ async fn take_versions(
 /// their deferred indexes. Returns (events, seconds) of the fill. A version halted on a poison
 /// event (policy `stop`) goes on only once `projector dlq retry|skip` has resolved it.
 async fn fill(
-    ops: &Ops,
+    ops: &Context,
     appliers: &mut [Applier],
     until: u64,
     what: &str,
@@ -170,7 +170,7 @@ async fn fill(
 async fn lock_serving(
     tx: &deadpool_postgres::Transaction<'_>,
     projections: &[Projection],
-) -> anyhow::Result<Vec<(Projection, u64, String)>> {
+) -> anyhow::Result<Frozen> {
     let names: Vec<&str> = projections.iter().map(|p| p.name()).collect();
     let rows = tx
         .query(
@@ -192,7 +192,7 @@ async fn lock_serving(
 
 /// Waits (at most two minutes) until every serving checkpoint has reached its rebuilt
 /// version's.
-async fn wait_serving(ops: &Ops, appliers: &[Applier]) -> anyhow::Result<()> {
+async fn wait_serving(ops: &Context, appliers: &[Applier]) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let client = ops.pool.get().await?;
@@ -226,7 +226,7 @@ async fn wait_serving(ops: &Ops, appliers: &[Applier]) -> anyhow::Result<()> {
 
 /// Brings every rebuilt version close to its serving version's checkpoint without freezing
 /// anything, so the freeze that follows has only a small gap left to cover.
-async fn approach_serving(ops: &Ops, appliers: &mut [Applier]) -> anyhow::Result<()> {
+async fn approach_serving(ops: &Context, appliers: &mut [Applier]) -> anyhow::Result<()> {
     for _ in 0..5 {
         let mut far = false;
         for a in appliers.iter_mut() {
@@ -248,27 +248,52 @@ async fn approach_serving(ops: &Ops, appliers: &mut [Applier]) -> anyhow::Result
     Ok(())
 }
 
+/// The serving versions with their checkpoints and schemas, as [`freeze`] holds them.
+type Frozen = Vec<(Projection, u64, String)>;
+
+/// Freezes the serving versions of `projections` (their rows locked in the returned
+/// transaction, with `lock_timeout`) and brings every rebuilt version to exactly their
+/// checkpoints. `None` when a serving version was behind its rebuild: the freeze was released
+/// and the serving projector waited for; freeze again.
+async fn freeze<'c>(
+    ops: &Context,
+    appliers: &mut [Applier],
+    projections: &[Projection],
+    conn: &'c mut deadpool_postgres::Object,
+    lock_timeout: &str,
+) -> anyhow::Result<Option<(deadpool_postgres::Transaction<'c>, Frozen)>> {
+    approach_serving(ops, appliers).await?;
+    let tx = conn.transaction().await?;
+    tx.batch_execute(&format!("SET LOCAL lock_timeout = '{lock_timeout}'"))
+        .await?;
+    let serving = lock_serving(&tx, projections).await?;
+    if appliers
+        .iter()
+        .zip(&serving)
+        .any(|(a, (_, seq, _))| a.v.last_seq > *seq)
+    {
+        drop(tx);
+        wait_serving(ops, appliers).await?;
+        return Ok(None);
+    }
+    for (a, (_, seq, _)) in appliers.iter_mut().zip(&serving) {
+        run_to(ops, std::slice::from_mut(a), *seq, None).await?;
+    }
+    Ok(Some((tx, serving)))
+}
+
 /// Step 5: compares every rebuilt version with the serving one at one checkpoint.
-async fn verify_all(ops: &Ops, appliers: &mut [Applier]) -> anyhow::Result<Vec<Vec<TableCheck>>> {
+async fn verify_all(
+    ops: &Context,
+    appliers: &mut [Applier],
+) -> anyhow::Result<Vec<Vec<TableCheck>>> {
     let projections: Vec<Projection> = appliers.iter().map(|a| a.v.projection).collect();
     loop {
-        approach_serving(ops, appliers).await?;
         let mut conn = ops.pool.get().await?;
-        let tx = conn.transaction().await?;
-        tx.batch_execute("SET LOCAL lock_timeout = '10s'").await?;
-        let serving = lock_serving(&tx, &projections).await?;
-        if appliers
-            .iter()
-            .zip(&serving)
-            .any(|(a, (_, seq, _))| a.v.last_seq > *seq)
-        {
-            drop(tx);
-            wait_serving(ops, appliers).await?;
+        let Some((tx, serving)) = freeze(ops, appliers, &projections, &mut conn, "10s").await?
+        else {
             continue;
-        }
-        for (a, (_, seq, _)) in appliers.iter_mut().zip(&serving) {
-            run_to(ops, std::slice::from_mut(a), *seq, None).await?;
-        }
+        };
         let mut snap_conn = ops.pool.get().await?;
         let snap = snap_conn
             .build_transaction()
@@ -299,28 +324,15 @@ async fn verify_all(ops: &Ops, appliers: &mut [Applier]) -> anyhow::Result<Vec<V
 
 /// Step 6: the atomic switch. Retries (up to ten times) when readers hold the views longer
 /// than the lock timeout.
-async fn switch(ops: &Ops, appliers: &mut [Applier]) -> anyhow::Result<Vec<i32>> {
+async fn switch(ops: &Context, appliers: &mut [Applier]) -> anyhow::Result<Vec<i32>> {
     let projections: Vec<Projection> = appliers.iter().map(|a| a.v.projection).collect();
     let mut attempt = 0;
     loop {
         attempt += 1;
-        approach_serving(ops, appliers).await?;
         let mut conn = ops.pool.get().await?;
-        let tx = conn.transaction().await?;
-        tx.batch_execute("SET LOCAL lock_timeout = '2s'").await?;
-        let serving = lock_serving(&tx, &projections).await?;
-        if appliers
-            .iter()
-            .zip(&serving)
-            .any(|(a, (_, seq, _))| a.v.last_seq > *seq)
-        {
-            drop(tx);
-            wait_serving(ops, appliers).await?;
+        let Some((tx, _)) = freeze(ops, appliers, &projections, &mut conn, "2s").await? else {
             continue;
-        }
-        for (a, (_, seq, _)) in appliers.iter_mut().zip(&serving) {
-            run_to(ops, std::slice::from_mut(a), *seq, None).await?;
-        }
+        };
         let mut views = vec!["public.projection_checkpoints".to_owned()];
         for p in &projections {
             views.extend(
@@ -384,7 +396,7 @@ async fn switch(ops: &Ops, appliers: &mut [Applier]) -> anyhow::Result<Vec<i32>>
 /// With `accept_differences` a verification difference is reported and the switch goes on:
 /// for rebuilds whose purpose is to change the rows (a fixed projection bug).
 pub async fn rebuild(
-    ops: &Ops,
+    ops: &Context,
     projections: &[Projection],
     start: Start,
     accept_differences: bool,
@@ -471,7 +483,7 @@ pub async fn rebuild(
 /// # Errors
 /// `to_seq` beyond the log head; NATS or database failures.
 pub async fn replay(
-    ops: &Ops,
+    ops: &Context,
     projections: &[Projection],
     to_seq: u64,
     start: Start,

@@ -1,9 +1,9 @@
 //! `projector status`: every projection version with its checkpoint, the log head, lag in
 //! events and seconds, apply rate, parked events and state.
 
-use super::Ops;
 use crate::schema::{self, State};
 use crate::shell::dlq;
+use crate::shell::runner::Context;
 use serde::Serialize;
 
 /// One line of `projector status` (also its `--json` shape).
@@ -37,9 +37,9 @@ pub struct Line {
 ///
 /// # Errors
 /// NATS or database failures.
-pub async fn read(ops: &Ops, all: bool) -> anyhow::Result<Vec<Line>> {
-    let head = ops.head().await?;
-    let stream = ops.js.get_stream(&ops.stream).await?;
+pub async fn read(ops: &Context, all: bool) -> anyhow::Result<Vec<Line>> {
+    let mut stream = ops.js.get_stream(&ops.stream).await?;
+    let head = stream.info().await?.state.last_sequence;
     let client = ops.pool.get().await?;
     let now_ns = platform::now_ms() as i128 * 1_000_000;
     let mut out = Vec::new();

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 
-/// What a runner needs, shared by all projections of one process.
+/// What a runner (or an operator command) needs: the log, the database, batch size, policy.
 #[derive(Clone)]
 pub struct Context {
     /// JetStream.
@@ -32,12 +32,50 @@ pub struct Context {
     pub stream: String,
     /// Subject filter (`<root>.>`).
     pub filter: String,
-    /// Most events per transaction.
+    /// Most events per transaction (per read batch for operator commands).
     pub batch_size: usize,
     /// What to do with poison events.
     pub policy: Policy,
     /// Progress of each projection, for `/ready`.
     pub health: Health,
+}
+
+impl Context {
+    /// Applies pending migrations, connects to NATS (as `name`) and Postgres (`pool_size`
+    /// connections) and makes sure the stream exists.
+    ///
+    /// # Errors
+    /// Connection or migration failures.
+    pub async fn connect(
+        config: &Config,
+        name: &str,
+        pool_size: usize,
+        batch_size: usize,
+        policy: Policy,
+    ) -> anyhow::Result<Self> {
+        crate::migrate::run(&config.common.database_url).await?;
+        let (_client, js) = platform::log::connect(&config.common.nats_url, name, 10_000).await?;
+        platform::log::ensure_stream(&js, &config.common.stream, &config.common.subject_root)
+            .await?;
+        Ok(Self {
+            js,
+            pool: platform::db::pool(&config.common.database_url, pool_size)?,
+            stream: config.common.stream.clone(),
+            filter: format!("{}.>", config.common.subject_root),
+            batch_size,
+            policy,
+            health: Health::default(),
+        })
+    }
+
+    /// The stream's last sequence (0 when empty).
+    ///
+    /// # Errors
+    /// NATS errors.
+    pub async fn head(&self) -> anyhow::Result<u64> {
+        let mut stream = self.js.get_stream(&self.stream).await?;
+        Ok(stream.info().await?.state.last_sequence)
+    }
 }
 
 /// One projection's progress as its runner last saw it.
@@ -175,24 +213,21 @@ pub async fn run_with(
     health: Health,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    crate::migrate::run(&config.common.database_url).await?;
-    let (_client, js) =
-        platform::log::connect(&config.common.nats_url, "parley-projector", 10_000).await?;
-    platform::log::ensure_stream(&js, &config.common.stream, &config.common.subject_root).await?;
-    let ctx = Context {
-        js,
-        pool: platform::db::pool(&config.common.database_url, config.projections.len() + 3)?,
-        stream: config.common.stream.clone(),
-        filter: format!("{}.>", config.common.subject_root),
-        batch_size: config.batch_size,
-        policy: Policy {
-            poison: config.on_poison,
-            max_attempts: config.poison_attempts,
-            transient_limit: None,
-            relaxed: false,
-        },
-        health,
+    let policy = Policy {
+        poison: config.on_poison,
+        max_attempts: config.poison_attempts,
+        transient_limit: None,
+        relaxed: false,
     };
+    let mut ctx = Context::connect(
+        &config,
+        "parley-projector",
+        config.projections.len() + 3,
+        config.batch_size,
+        policy,
+    )
+    .await?;
+    ctx.health = health;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = JoinSet::new();
     for p in config.projections.iter().copied() {
