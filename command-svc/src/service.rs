@@ -9,7 +9,7 @@
 use crate::domain::channel::{
     apply, decide, ChannelState, Command, Decision, DomainError, KeyRecord,
 };
-use crate::log::{EventLog, LogError};
+use crate::log::{EventLog, KeyLookup, LogError};
 use events::{ChannelKey, Envelope, Event, TenantId};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -145,10 +145,31 @@ impl Commands {
         } = &cmd
         {
             let id = (from.to_string(), no.clone());
-            // Only keys of messages that came with the snapshot can be missing from memory.
-            if state.snapshot_msg_seq > 0 && !state.keys.contains_key(&id) {
-                if let Some(rec) = self.log.lookup_key(tenant, key, from.as_str(), no).await? {
-                    state.keys.insert(id, rec);
+            // Only keys of messages that came with the snapshot can be missing from memory. A
+            // snapshot Postgres no longer holds is reloaded once: the new, older snapshot's
+            // tail brings the lost messages' keys back from the log.
+            for attempt in 0..3 {
+                if state.snapshot_msg_seq == 0 || state.keys.contains_key(&id) {
+                    break;
+                }
+                if attempt == 2 {
+                    return Err(
+                        LogError::Snapshot("the channel snapshot keeps moving".into()).into(),
+                    );
+                }
+                match self
+                    .log
+                    .lookup_key(tenant, key, from.as_str(), no, state.snapshot_msg_seq)
+                    .await?
+                {
+                    KeyLookup::Found(rec) => {
+                        state.keys.insert(id.clone(), rec);
+                    }
+                    KeyLookup::Absent => break,
+                    KeyLookup::SnapshotGone => {
+                        tracing::warn!(tenant = %tenant, "channel snapshot moved backwards; reloading the channel from the log");
+                        *state = self.log.load(tenant, key).await?;
+                    }
                 }
             }
         }

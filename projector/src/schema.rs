@@ -295,37 +295,36 @@ pub async fn create(
     })
 }
 
-/// Creates the deferred indexes of `v` (idempotent) and refreshes planner statistics.
+/// Creates the deferred indexes of `v` (idempotent) and refreshes planner statistics, in one
+/// transaction whose settings (`search_path`, `maintenance_work_mem`) are `SET LOCAL`, so
+/// nothing leaks to the pooled connection's next user, even on an error.
 ///
 /// # Errors
 /// Database errors.
-pub async fn finish_indexes<C: GenericClient>(
-    client: &C,
+pub async fn finish_indexes(
+    client: &mut deadpool_postgres::Object,
     v: &Version,
 ) -> Result<(), tokio_postgres::Error> {
-    client
-        .batch_execute(&format!(
-            "SET maintenance_work_mem = '512MB'; SET search_path TO {}",
-            v.schema
-        ))
-        .await?;
+    let tx = client.transaction().await?;
+    tx.batch_execute(&format!(
+        "SET LOCAL maintenance_work_mem = '512MB'; SET LOCAL search_path TO {}; \
+         SET LOCAL synchronous_commit TO on",
+        v.schema
+    ))
+    .await?;
     for ddl in deferred_indexes(v.projection) {
-        client.batch_execute(ddl).await?;
+        tx.batch_execute(ddl).await?;
     }
     for (table, _) in tables(v.projection) {
-        client.batch_execute(&format!("ANALYZE {table}")).await?;
+        tx.batch_execute(&format!("ANALYZE {table}")).await?;
     }
-    client
-        .batch_execute("RESET search_path; RESET maintenance_work_mem")
-        .await?;
-    client
-        .execute(
-            "UPDATE public.projection_versions SET indexed = true \
-             WHERE projection = $1 AND version = $2",
-            &[&v.projection.name(), &v.version],
-        )
-        .await?;
-    Ok(())
+    tx.execute(
+        "UPDATE public.projection_versions SET indexed = true \
+         WHERE projection = $1 AND version = $2",
+        &[&v.projection.name(), &v.version],
+    )
+    .await?;
+    tx.commit().await
 }
 
 /// Points the `public` views of `v`'s tables at its schema (inside the switch transaction).

@@ -21,6 +21,7 @@ pub const KEY_GLOBEX: &str = "test-key-globex-0123456789";
 /// `PARLEY_TOKEN_SECRET` of every test environment.
 pub const TOKEN_SECRET: &str = "test-token-secret-0123456789abcdef";
 
+pub mod pg;
 pub mod ws;
 
 /// A running service (or projector) and its stop switch.
@@ -110,13 +111,22 @@ impl TestEnv {
     /// # Errors
     /// The env vars are missing or Postgres is unreachable.
     pub async fn new() -> anyhow::Result<Self> {
-        let nats_url = std::env::var("PARLEY_NATS_URL")
-            .context("PARLEY_NATS_URL (run through `make test`)")?;
         let admin = std::env::var("PARLEY_DATABASE_URL")
             .context("PARLEY_DATABASE_URL (run through `make test`)")?;
+        Self::on_database_server(&admin).await
+    }
+
+    /// As [`TestEnv::new`], with the fresh database on the server of `admin` (a URL whose
+    /// database may be any existing one), e.g. a [`pg::PgCluster`] of the test's own.
+    ///
+    /// # Errors
+    /// `PARLEY_NATS_URL` is missing or Postgres is unreachable.
+    pub async fn on_database_server(admin: &str) -> anyhow::Result<Self> {
+        let nats_url = std::env::var("PARLEY_NATS_URL")
+            .context("PARLEY_NATS_URL (run through `make test`)")?;
         let suffix = random_suffix();
         let db = format!("t_{suffix}");
-        let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls).await?;
+        let (client, conn) = tokio_postgres::connect(admin, tokio_postgres::NoTls).await?;
         let conn = tokio::spawn(conn);
         client
             .batch_execute(&format!("CREATE DATABASE {db}"))

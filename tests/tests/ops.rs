@@ -522,3 +522,148 @@ async fn poison_event_under_stop_policy_halts_until_skipped() {
     caught_up(&env).await;
     assert!(versions(&env).await.iter().all(|v| v.3 >= after as i64));
 }
+
+/// A projector process started with `run` on a free port for its `/ready`; killed when dropped.
+struct ProjectorProcess {
+    child: tokio::process::Child,
+    ready: String,
+}
+
+impl ProjectorProcess {
+    fn spawn(env: &TestEnv) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let child = env
+            .projector_cmd(&["run"])
+            .env("PARLEY_PROJECTOR_LISTEN", format!("127.0.0.1:{port}"))
+            .env("PARLEY_PROJECTOR_BATCH", "200")
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn projector");
+        Self {
+            child,
+            ready: format!("http://127.0.0.1:{port}/ready"),
+        }
+    }
+
+    /// The role (`serving`/`standby`) of each projection in `/ready`, once it answers.
+    async fn roles(&self) -> Option<BTreeMap<String, String>> {
+        let body: Value = reqwest::get(&self.ready).await.ok()?.json().await.ok()?;
+        let roles: BTreeMap<String, String> = body["projections"]
+            .as_array()?
+            .iter()
+            .filter_map(|p| Some((p["projection"].as_str()?.into(), p["role"].as_str()?.into())))
+            .collect();
+        (roles.len() == PROJECTIONS.len()).then_some(roles)
+    }
+
+    /// Waits (at most `within`) until every projection has `role` here.
+    async fn wait_role(&self, role: &str, within: Duration) -> Duration {
+        let started = std::time::Instant::now();
+        while started.elapsed() < within {
+            if self
+                .roles()
+                .await
+                .is_some_and(|r| r.values().all(|v| v == role))
+            {
+                return started.elapsed();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "projections did not all become {role} within {within:?}: {:?}",
+            self.roles().await
+        );
+    }
+}
+
+/// Two projector processes, as in a rolling deploy: the first serves every projection, the
+/// second stands by (and says so in `/ready`). Under load, `kill -9` of the active one hands
+/// every projection to the standby within seconds; every event is applied exactly once (the
+/// tables equal a from-scratch build) and nothing is parked.
+#[tokio::test]
+async fn two_projectors_one_serves_and_the_standby_takes_over() {
+    let env = TestEnv::new().await.expect("env");
+    let cmd = env.command_svc().await.expect("command-svc");
+    let query = env.query_svc().await.expect("query-svc");
+    let c = Api::new(&cmd.url(), KEY_ACME);
+    let q = Api::new(&query.url(), KEY_ACME);
+    seed(&c, 1500, true).await;
+    let mut a = ProjectorProcess::spawn(&env);
+    a.wait_role("serving", Duration::from_secs(30)).await;
+    let b = ProjectorProcess::spawn(&env);
+    b.wait_role("standby", Duration::from_secs(30)).await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (c, stop) = (c.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut last: BTreeMap<String, u64> = BTreeMap::new();
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let messages: Vec<Value> = (0..20)
+                    .map(|j| {
+                        let n = i * 20 + j;
+                        let (ct, id) = if n % 2 == 0 { (1, "ha-b") } else { (2, "g2") };
+                        json!({"channel_id": id, "channel_type": ct, "from_uid": "u2",
+                               "payload": b64(format!("handover {n}").as_bytes()),
+                               "client_msg_no": format!("handover-{n}")})
+                    })
+                    .collect();
+                let (st, r) = c
+                    .post("/v1/messages/batch", &json!({ "messages": messages }))
+                    .await
+                    .expect("batch");
+                assert_eq!(st, 200, "{r}");
+                for (x, m) in r["results"]
+                    .as_array()
+                    .expect("results")
+                    .iter()
+                    .zip(&messages)
+                {
+                    assert_eq!(x["status"], 200, "{x}");
+                    let key = format!(
+                        "{}/{}",
+                        m["channel_type"],
+                        m["channel_id"].as_str().unwrap_or("")
+                    );
+                    last.insert(key, x["result"]["message_seq"].as_u64().expect("seq"));
+                }
+                i += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            last
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    a.child.start_kill().expect("kill -9 the active projector");
+    let _ = a.child.wait().await;
+    let took = b.wait_role("serving", Duration::from_secs(15)).await;
+    println!("standby took over {took:?} after kill -9 of the active projector");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.store(true, Ordering::Relaxed);
+    let last = writer.await.expect("writer");
+
+    caught_up(&env).await;
+    let db = env.db().await.expect("db");
+    let parked: i64 = db
+        .query_one("SELECT count(*) FROM parked_events", &[])
+        .await
+        .expect("parked")
+        .get(0);
+    assert_eq!(parked, 0, "a valid event was parked during the handover");
+    for (key, n) in &last {
+        let (ct, id) = key.split_once('/').expect("key");
+        let (st, v) = q
+            .get(&format!("/v1/channels/{ct}/{id}/messages?uid=u2&limit=1"))
+            .await
+            .expect("history");
+        assert_eq!(st, 200, "{v}");
+        assert_eq!(v["messages"][0]["message_seq"].as_u64(), Some(*n), "{key}");
+    }
+    assert_equals_from_scratch(&env).await;
+    drop(b);
+}

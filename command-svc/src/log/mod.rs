@@ -37,6 +37,18 @@ pub enum LogError {
     },
 }
 
+/// What [`EventLog::lookup_key`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyLookup {
+    /// The key was used: the original message.
+    Found(KeyRecord),
+    /// The key was never used up to the snapshot.
+    Absent,
+    /// The read model no longer holds the snapshot the state was loaded from (Postgres lost
+    /// commits: a restore, or a failover to an asynchronous standby): reload the state.
+    SnapshotGone,
+}
+
 /// Handle on the log and the snapshot store.
 #[derive(Clone)]
 pub struct EventLog {
@@ -64,8 +76,16 @@ const SNAPSHOT: &str = "SELECT disbanded, last_msg_seq, last_event_seq, \
              AND c.channel_type = 2) AS members \
      FROM channels c WHERE tenant = $1 AND channel_type = $2 AND channel_key = $3";
 
-const LOOKUP_KEY: &str = "SELECT message_id::text, message_seq, payload_sha256, sent_at, event_seq FROM message_keys \
-     WHERE tenant = $1 AND channel_type = $2 AND channel_key = $3 AND from_uid = $4 AND client_msg_no = $5";
+/// The key's record, read in one snapshot with the channel's `last_msg_seq`: the key is known
+/// to be unused only while the snapshot still covers every message the state loaded with it
+/// (a restore or failover that lost projected commits moves `last_msg_seq` back).
+const LOOKUP_KEY: &str =
+    "SELECT c.last_msg_seq, k.message_id::text, k.message_seq, k.payload_sha256, \
+       k.sent_at, k.event_seq \
+     FROM channels c LEFT JOIN message_keys k ON k.tenant = c.tenant \
+       AND k.channel_type = c.channel_type AND k.channel_key = c.channel_key \
+       AND k.from_uid = $4 AND k.client_msg_no = $5 \
+     WHERE c.tenant = $1 AND c.channel_type = $2 AND c.channel_key = $3";
 
 impl EventLog {
     /// A log on `stream` (as returned by `platform::log::ensure_stream`) with subjects under
@@ -236,17 +256,19 @@ impl EventLog {
         Ok(())
     }
 
-    /// The record of an idempotency key in the `message_keys` read model, if there.
+    /// The record of an idempotency key in the `message_keys` read model, for a state whose
+    /// snapshot covered messages up to `snapshot_msg_seq`.
     ///
     /// # Errors
-    /// [`LogError::Snapshot`].
+    /// [`LogError::Snapshot`] when Postgres fails or its rows are not what they were.
     pub async fn lookup_key(
         &self,
         tenant: &TenantId,
         key: &ChannelKey,
         from_uid: &str,
         client_msg_no: &str,
-    ) -> Result<Option<KeyRecord>, LogError> {
+        snapshot_msg_seq: u64,
+    ) -> Result<KeyLookup, LogError> {
         let (ct, k) = projector::core::channel_columns(key);
         let row = self
             .read_row(
@@ -254,12 +276,23 @@ impl EventLog {
                 &[&tenant.as_str(), &ct, &k, &from_uid, &client_msg_no],
             )
             .await?;
-        Ok(row.map(|r| KeyRecord {
-            message_id: r.get(0),
-            message_seq: r.get::<_, i64>(1) as u64,
-            payload_sha256: r.get(2),
-            timestamp: r.get(3),
-            event_seq: r.get::<_, i64>(4) as u64,
+        let Some(r) = row else {
+            return Ok(KeyLookup::SnapshotGone);
+        };
+        let bad = |e: tokio_postgres::Error| LogError::Snapshot(e.to_string());
+        let covered = u64::try_from(r.try_get::<_, i64>(0).map_err(bad)?).unwrap_or_default();
+        if covered < snapshot_msg_seq {
+            return Ok(KeyLookup::SnapshotGone);
+        }
+        let Some(message_id) = r.try_get::<_, Option<String>>(1).map_err(bad)? else {
+            return Ok(KeyLookup::Absent);
+        };
+        Ok(KeyLookup::Found(KeyRecord {
+            message_id,
+            message_seq: u64::try_from(r.try_get::<_, i64>(2).map_err(bad)?).unwrap_or_default(),
+            payload_sha256: r.try_get(3).map_err(bad)?,
+            timestamp: r.try_get(4).map_err(bad)?,
+            event_seq: u64::try_from(r.try_get::<_, i64>(5).map_err(bad)?).unwrap_or_default(),
         }))
     }
 

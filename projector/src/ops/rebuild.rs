@@ -5,7 +5,8 @@
 //!    without their reader-only indexes) — or, with `--resume`, take the existing one;
 //! 2. **bulk**: apply the log from its checkpoint + 1 to the head as it was at the start, one
 //!    read for all of P, commits with `synchronous_commit = off` (a crash loses rows and
-//!    checkpoint together);
+//!    checkpoint together, and the next commit's checkpoint compare-and-set sends the read
+//!    back to the checkpoint as stored: [`super::build`]);
 //! 3. **index**: create the deferred indexes, `ANALYZE`;
 //! 4. **catch up** with the live head;
 //! 5. **verify**: freeze the serving versions for a moment (their `projection_versions` rows
@@ -152,8 +153,8 @@ async fn fill(
     progress.finish();
     for a in appliers.iter_mut().filter(|a| !a.v.indexed) {
         let started = Instant::now();
-        let client = ops.pool.get().await?;
-        schema::finish_indexes(&client, &a.v).await?;
+        let mut client = ops.pool.get().await?;
+        schema::finish_indexes(&mut client, &a.v).await?;
         a.v.indexed = true;
         tracing::info!(
             "{} v{}: indexes built and analyzed in {:.1} s",
@@ -264,8 +265,11 @@ async fn freeze<'c>(
 ) -> anyhow::Result<Option<(deadpool_postgres::Transaction<'c>, Frozen)>> {
     approach_serving(ops, appliers).await?;
     let tx = conn.transaction().await?;
-    tx.batch_execute(&format!("SET LOCAL lock_timeout = '{lock_timeout}'"))
-        .await?;
+    // The switch commits in this transaction: durable whatever the server's default.
+    tx.batch_execute(&format!(
+        "SET LOCAL lock_timeout = '{lock_timeout}'; SET LOCAL synchronous_commit TO on"
+    ))
+    .await?;
     let serving = lock_serving(&tx, projections).await?;
     if appliers
         .iter()

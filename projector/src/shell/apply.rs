@@ -1,8 +1,13 @@
 //! [`Applier`]: applies batches to one projection version with the poison-event policy:
 //! a failing batch is retried with backoff (100 ms doubling, at most 10 s); after
 //! `max_attempts` failures it is applied one event at a time and the events that still fail are
-//! parked ([`PoisonPolicy`]). Transient failures (connection, serialization) are retried and
-//! never park anything.
+//! parked ([`PoisonPolicy`]).
+//!
+//! Transient failures (connection, serialization, a commit of unknown outcome) and a stored
+//! checkpoint other than the one the applier holds ([`BatchError::Stale`]) are returned at
+//! once, never retried from memory: the applier's checkpoint may no longer be the database's
+//! (a lost or uncertain commit), so the caller re-reads the version and repositions its reader
+//! ([`crate::shell::runner`], [`crate::ops::build`]). They never park anything.
 
 use crate::schema::Version;
 use crate::shell::batch::{self, Batch, BatchError, Commit, Committed, Mode, PoisonPolicy};
@@ -16,8 +21,9 @@ pub struct Policy {
     pub poison: PoisonPolicy,
     /// Failed attempts of a batch before its events are isolated and parked (≥ 1).
     pub max_attempts: u32,
-    /// Transient failures in a row before giving up; `None`: never give up (the serving
-    /// projector waits out a database restart).
+    /// Transient failures in a row before an operator command gives up; `None`: never give up
+    /// (the serving projector waits out a database restart). Counted by the caller that
+    /// re-reads and retries ([`crate::ops::build::run_to`]).
     pub transient_limit: Option<u32>,
     /// `synchronous_commit = off` (rebuilds and replays only; see [`Commit::relaxed`]).
     pub relaxed: bool,
@@ -81,8 +87,9 @@ impl Applier {
     /// checkpoint to `upto` (or to just before the event that halts it).
     ///
     /// # Errors
-    /// [`BatchError::Fenced`], or [`BatchError::Transient`] past the transient limit; poison
-    /// is never returned (it ends parked).
+    /// [`BatchError::Fenced`], [`BatchError::Stale`] or [`BatchError::Transient`]: nothing of
+    /// the batch is known to be written, and `self.v` may not be the database's any more —
+    /// re-read it. Poison is never returned (it ends parked).
     pub async fn apply(
         &mut self,
         pool: &deadpool_postgres::Pool,
@@ -96,7 +103,7 @@ impl Applier {
                 ..Committed::default()
             });
         }
-        let (mut poisoned, mut transient) = (0u32, 0u32);
+        let mut poisoned = 0u32;
         loop {
             let mode = if poisoned >= self.policy.max_attempts {
                 Mode::Isolate(self.policy.poison)
@@ -104,6 +111,7 @@ impl Applier {
                 Mode::Normal
             };
             let opts = Commit {
+                from: self.v.last_seq,
                 upto,
                 mode,
                 rate: self.rate.value,
@@ -124,15 +132,7 @@ impl Applier {
                     metrics::counter!("projector_batch_failures_total", "projection" => self.v.projection.name()).increment(1);
                     tokio::time::sleep(backoff(poisoned)).await;
                 }
-                Err(BatchError::Transient(msg)) => {
-                    transient += 1;
-                    tracing::warn!(projection = self.v.projection.name(), version = self.v.version, attempt = transient, error = %msg, "transient failure; retrying");
-                    if self.policy.transient_limit.is_some_and(|l| transient >= l) {
-                        return Err(BatchError::Transient(msg));
-                    }
-                    tokio::time::sleep(backoff(transient)).await;
-                }
-                Err(fenced) => return Err(fenced),
+                Err(other) => return Err(other),
             }
         }
     }
@@ -150,10 +150,10 @@ impl Applier {
         let Some(seq) = self.v.parked_seq else {
             return Ok(true);
         };
-        let client = pool.get().await?;
+        let mut client = pool.get().await?;
         match dlq::state_of(&client, &self.v, seq).await?.as_deref() {
             Some("skipped") | Some("resolved") | None => {
-                if dlq::pass(&client, &self.v, seq).await? {
+                if dlq::pass(&mut client, &self.v, seq).await? {
                     tracing::warn!(
                         projection = self.v.projection.name(),
                         version = self.v.version,
@@ -180,6 +180,7 @@ impl Applier {
                 v.last_seq = seq - 1;
                 v.parked_seq = None;
                 let opts = Commit {
+                    from: self.v.last_seq,
                     upto: seq,
                     mode: Mode::Normal,
                     rate: self.rate.value,
@@ -233,6 +234,7 @@ impl Applier {
             let mut v = self.v.clone();
             v.last_seq = raw.seq - 1;
             let opts = Commit {
+                from: self.v.last_seq,
                 upto: raw.seq,
                 mode: Mode::Normal,
                 rate: self.rate.value,

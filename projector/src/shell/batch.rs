@@ -1,11 +1,23 @@
-//! One batch of one projection version in one transaction: write its rows, park what cannot be
-//! applied, move its checkpoint, commit.
+//! One batch of one projection version in one transaction: check and lock its checkpoint, write
+//! its rows, park what cannot be applied, move its checkpoint, commit.
 //!
-//! The checkpoint update is also the fence: it names the version *and the state the writer
-//! expects* (`serving` for the running projector, `building`/`replay` for a rebuild or replay),
-//! so a writer whose version was switched away, retired or discarded updates no row, rolls back
-//! and learns it ([`BatchError::Fenced`]). A switch holds that row locked, which also freezes
-//! the old serving version while it runs.
+//! The transaction starts by locking the version's `projection_versions` row (`FOR UPDATE`)
+//! and comparing it with what the writer believes:
+//! - the **state** the writer expects (`serving` for the running projector, `building`/`replay`
+//!   for a rebuild or replay): a writer whose version was switched away, retired or discarded
+//!   writes nothing and learns it ([`BatchError::Fenced`]). A switch holds that row locked,
+//!   which also freezes the old serving version while it runs;
+//! - the **checkpoint** the writer starts from (a compare-and-set): when the stored checkpoint
+//!   is another one, commits the writer saw succeed were lost (asynchronous commit, failover to
+//!   an asynchronous standby, a point-in-time restore) or another writer moved it, and the
+//!   batch writes nothing ([`BatchError::Stale`]); the writer must re-read the checkpoint and
+//!   reposition its reader there. Without this check a writer would commit a checkpoint past
+//!   events whose rows were lost, and they would never be applied again.
+//!
+//! Every commit states its durability itself, whatever the server's default:
+//! `synchronous_commit = on` for serving versions (readers and the command service's snapshot
+//! may act on a commit as soon as it is visible), `off` only for rebuilds and replays
+//! ([`Commit::relaxed`]), whose lost commits the checkpoint check detects and redoes.
 
 use crate::core::{channels, conversations, messages, Projection, Record};
 use crate::schema::Version;
@@ -134,10 +146,19 @@ pub enum BatchError {
     /// discarded): stop writing it.
     #[error("{0} is no longer {1}")]
     Fenced(String, &'static str),
-    /// A failure that says nothing about the events (connection, serialization, resources):
-    /// retry as is, never park.
+    /// A failure that says nothing about the events (connection, serialization, resources),
+    /// including a commit of unknown outcome: re-read the checkpoint and retry, never park.
     #[error("transient: {0}")]
     Transient(String),
+    /// The stored checkpoint is not the one the writer started from (see the module docs):
+    /// nothing was written; re-read the checkpoint and reposition.
+    #[error("stored checkpoint is {stored}, not the expected {expected}: re-reading it")]
+    Stale {
+        /// The checkpoint the writer started from.
+        expected: u64,
+        /// The checkpoint found in `projection_versions`.
+        stored: u64,
+    },
     /// An event could not be decoded or applied: retry, then isolate and park.
     #[error("{0}")]
     Poison(String),
@@ -193,6 +214,9 @@ pub struct Committed {
 /// Options of one commit.
 #[derive(Debug, Clone, Copy)]
 pub struct Commit {
+    /// The checkpoint stored now, as the writer last committed or read it (the
+    /// compare-and-set's expected value); usually `v.last_seq`.
+    pub from: u64,
     /// The checkpoint to store: at least the last entry's sequence (records between that were
     /// filtered out, such as other projections' events, count as applied).
     pub upto: u64,
@@ -201,8 +225,9 @@ pub struct Commit {
     /// Events/s to record in `projection_versions.apply_rate`.
     pub rate: f64,
     /// `synchronous_commit = off`: a crash may lose the last commits, rows and checkpoint
-    /// together, which a rebuild simply redoes. Not for serving versions, whose readers may
-    /// already have seen the commit.
+    /// together, which the next commit's checkpoint check detects and the rebuild redoes. Not
+    /// for serving versions, whose readers may already have seen the commit; those commit with
+    /// `synchronous_commit = on` whatever the server's default.
     pub relaxed: bool,
     /// A parked event this commit applies again (`projector dlq retry`): marked resolved in
     /// the same transaction.
@@ -218,9 +243,15 @@ const PARK: &str = "INSERT INTO public.parked_events \
        attempts = parked_events.attempts + 1, error = EXCLUDED.error, state = 'parked', \
        parked_at = now(), resolved_at = NULL";
 
+/// Locks the version's row for the transaction and reads what the fence compares.
+const LOCK: &str = "SELECT state, last_seq FROM public.projection_versions \
+     WHERE projection = $1 AND version = $2 FOR UPDATE";
+
+/// The checkpoint write: a compare-and-set on the state and the previous checkpoint (the row
+/// is locked since [`LOCK`], so this only restates the fence).
 const CHECKPOINT: &str = "UPDATE public.projection_versions \
      SET last_seq = $3, apply_rate = $4, parked_seq = $5, updated_at = now() \
-     WHERE projection = $1 AND version = $2 AND state = $6";
+     WHERE projection = $1 AND version = $2 AND state = $6 AND last_seq = $7";
 
 const RESOLVE: &str = "UPDATE public.parked_events SET state = 'resolved', resolved_at = now() \
      WHERE projection = $1 AND version = $2 AND event_seq = $3";
@@ -240,11 +271,13 @@ pub async fn commit(
     let (lo, hi) = (v.last_seq, opts.upto);
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
-    let mut setup = format!("SET LOCAL search_path TO {}", v.schema);
-    if opts.relaxed {
-        setup.push_str("; SET LOCAL synchronous_commit TO off");
-    }
-    tx.batch_execute(&setup).await?;
+    let durability = if opts.relaxed { "off" } else { "on" };
+    tx.batch_execute(&format!(
+        "SET LOCAL search_path TO {}; SET LOCAL synchronous_commit TO {durability}",
+        v.schema
+    ))
+    .await?;
+    fence(&tx, v, opts.from).await?;
     let mut out = Committed {
         checkpoint: opts.keep.unwrap_or(opts.upto),
         ..Committed::default()
@@ -319,6 +352,7 @@ pub async fn commit(
                 &opts.rate,
                 &out.halted.map(|s| s as i64),
                 &expected,
+                &(opts.from as i64),
             ],
         )
         .await?;
@@ -334,6 +368,33 @@ pub async fn commit(
             .increment(out.parked as u64);
     }
     Ok(out)
+}
+
+/// Locks `v`'s row in `tx` and checks that it is still in `v.state` at checkpoint `from`.
+///
+/// # Errors
+/// [`BatchError::Fenced`] (another state, or the row is gone), [`BatchError::Stale`] (another
+/// checkpoint), or a database error.
+async fn fence(tx: &Transaction<'_>, v: &Version, from: u64) -> Result<(), BatchError> {
+    let p = v.projection;
+    let fenced = || BatchError::Fenced(format!("{} v{}", p.name(), v.version), v.state.as_str());
+    let Some(row) = tx.query_opt(LOCK, &[&p.name(), &v.version]).await? else {
+        return Err(fenced());
+    };
+    let state: &str = row.try_get(0)?;
+    let stored = u64::try_from(row.try_get::<_, i64>(1)?).unwrap_or_default();
+    if state != v.state.as_str() {
+        return Err(fenced());
+    }
+    if stored != from {
+        metrics::counter!("projector_checkpoint_mismatches_total", "projection" => p.name())
+            .increment(1);
+        return Err(BatchError::Stale {
+            expected: from,
+            stored,
+        });
+    }
+    Ok(())
 }
 
 /// Plans and writes records of `p` inside `tx`.

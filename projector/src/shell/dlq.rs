@@ -159,20 +159,25 @@ pub async fn open_count<C: GenericClient>(
 }
 
 /// Moves a halted version past its parked event `seq` (after `projector dlq skip`), if it is
-/// still halted there in `v.state`. Returns whether it moved.
+/// still halted there in `v.state` at checkpoint `seq - 1` (a compare-and-set, committed with
+/// `synchronous_commit = on`). Returns whether it moved.
 ///
 /// # Errors
 /// Database errors.
-pub async fn pass<C: GenericClient>(
-    client: &C,
+pub async fn pass(
+    client: &mut deadpool_postgres::Object,
     v: &Version,
     seq: u64,
 ) -> Result<bool, tokio_postgres::Error> {
-    let n = client
+    let tx = client.transaction().await?;
+    tx.batch_execute("SET LOCAL synchronous_commit TO on")
+        .await?;
+    let n = tx
         .execute(
             "UPDATE public.projection_versions SET last_seq = $3, parked_seq = NULL, \
                updated_at = now() \
-             WHERE projection = $1 AND version = $2 AND state = $4 AND parked_seq = $3",
+             WHERE projection = $1 AND version = $2 AND state = $4 AND parked_seq = $3 \
+               AND last_seq = $3 - 1",
             &[
                 &v.projection.name(),
                 &v.version,
@@ -181,6 +186,7 @@ pub async fn pass<C: GenericClient>(
             ],
         )
         .await?;
+    tx.commit().await?;
     Ok(n == 1)
 }
 

@@ -4,10 +4,12 @@
 //! - [`batch`]: one batch of one version in one transaction, with its checkpoint (the fence).
 //! - [`apply`]: retries, backoff and the poison-event policy around [`batch`].
 //! - [`dlq`]: the dead-letter table `parked_events`.
+//! - [`lease`]: one runner per projection at a time (advisory lock; others stand by).
 //! - [`runner`]: the serving projector, one task per projection.
 
 pub mod apply;
 pub mod batch;
 pub mod dlq;
+pub mod lease;
 pub mod runner;
 pub mod writer;

@@ -14,6 +14,7 @@ use crate::schema::{self, State};
 use crate::shell::apply::{Applier, Policy};
 use crate::shell::batch::{Batch, BatchError};
 use crate::shell::dlq;
+use crate::shell::lease::Lease;
 use crate::Config;
 use async_nats::jetstream::{self, consumer};
 use futures::StreamExt;
@@ -93,6 +94,8 @@ pub struct Progress {
     pub halted: Option<u64>,
     /// Whether the runner is consuming (false until it has positioned its consumer).
     pub running: bool,
+    /// Another projector process holds the projection's lease; this one waits to take over.
+    pub standby: bool,
 }
 
 /// Progress of every projection of this process, shared with `/ready` and `/metrics`.
@@ -117,22 +120,26 @@ impl Health {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// `/ready`'s verdict: ready when all `bounds.expected` projections run, none is halted on
-    /// a poison event, and none lags more than `bounds.events` events or `bounds.seconds`
-    /// seconds. Returns the verdict and a JSON body listing each projection.
+    /// `/ready`'s verdict: ready when each of the `bounds.expected` projections either stands
+    /// by (another process serves it) or runs, is not halted on a poison event, and lags no
+    /// more than `bounds.events` events or `bounds.seconds` seconds. Returns the verdict and a
+    /// JSON body listing each projection (`role`: `serving` or `standby`).
     pub fn readiness(&self, bounds: ReadyBounds) -> (bool, serde_json::Value) {
         let all = self.snapshot();
         let mut ok = all.len() >= bounds.expected;
         let items: Vec<serde_json::Value> = all
             .iter()
             .map(|(p, pr)| {
-                let fine = pr.running
-                    && pr.halted.is_none()
-                    && pr.lag_events <= bounds.events
-                    && pr.lag_seconds <= bounds.seconds;
+                let fine = pr.standby
+                    || (pr.running
+                        && pr.halted.is_none()
+                        && pr.lag_events <= bounds.events
+                        && pr.lag_seconds <= bounds.seconds);
                 ok &= fine;
                 serde_json::json!({
-                    "projection": p.name(), "version": pr.version, "checkpoint": pr.checkpoint,
+                    "projection": p.name(),
+                    "role": if pr.standby { "standby" } else { "serving" },
+                    "version": pr.version, "checkpoint": pr.checkpoint,
                     "lag_events": pr.lag_events, "lag_seconds": pr.lag_seconds,
                     "halted_at": pr.halted, "running": pr.running, "ready": fine,
                 })
@@ -189,6 +196,13 @@ mod tests {
         assert!(!h.readiness(bounds).0, "halted on a poison event");
         h.set(Projection::Channels, |pr| pr.halted = None);
         assert!(h.readiness(bounds).0);
+        h.set(Projection::Channels, |pr| {
+            pr.running = false;
+            pr.standby = true;
+        });
+        let (ok, body) = h.readiness(bounds);
+        assert!(ok, "a standby (another process serves it) is ready");
+        assert_eq!(body["projections"][1]["role"], "standby");
     }
 }
 
@@ -265,30 +279,70 @@ pub async fn run_with(
     Ok(())
 }
 
-/// Runs one projection until `stop` turns true, starting over after errors and switches.
+/// Runs one projection until `stop` turns true: takes its [`Lease`] (standing by while another
+/// runner holds it), then serves it, starting over from the database's checkpoint after every
+/// error, switch or lost lease.
 pub async fn run_projection(
     p: Projection,
     ctx: Context,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
+    loop {
+        let lease = tokio::select! {
+            l = Lease::take(&ctx.pool, p, |standby| ctx.health.set(p, |pr| pr.standby = standby)) => l,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        metrics::gauge!("projector_lease_held", "projection" => p.name()).set(1.0);
+        let stopped = serve_while_held(p, &ctx, &lease, &mut stop).await;
+        metrics::gauge!("projector_lease_held", "projection" => p.name()).set(0.0);
+        ctx.health.set(p, |pr| pr.running = false);
+        drop(lease);
+        if stopped {
+            return;
+        }
+    }
+}
+
+/// Serves `p` while `lease` holds; returns `true` when stopped, `false` when the lease may be
+/// lost (the caller takes it again before going on).
+async fn serve_while_held(
+    p: Projection,
+    ctx: &Context,
+    lease: &Lease,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+) -> bool {
     let mut failures = 0u32;
     loop {
+        let mut progressed = false;
         let result = tokio::select! {
-            r = serve(p, &ctx) => r,
-            _ = stop.wait_for(|s| *s) => return,
+            r = serve(p, ctx, &mut progressed) => r,
+            _ = lease.lost() => {
+                tracing::warn!(projection = p.name(), "lease lost; stopping until it is taken again");
+                return false;
+            }
+            _ = stop.wait_for(|s| *s) => return true,
         };
         ctx.health.set(p, |pr| pr.running = false);
         match result {
             Ok(()) => failures = 0,
             Err(e) => {
-                failures += 1;
+                // The backoff grows only while no batch commits (a database that stays down).
+                failures = if progressed { 1 } else { failures + 1 };
                 let wait = crate::shell::apply::backoff(failures);
-                tracing::warn!(projection = p.name(), error = %e, backoff_ms = wait.as_millis() as u64, "projection error; restarting from checkpoint");
+                let stale = matches!(
+                    e.downcast_ref::<BatchError>(),
+                    Some(BatchError::Stale { .. })
+                );
+                if stale {
+                    tracing::warn!(projection = p.name(), error = %e, "checkpoint moved under the runner (lost commits, a restore, or another writer); repositioning at the stored checkpoint");
+                } else {
+                    tracing::warn!(projection = p.name(), error = %e, backoff_ms = wait.as_millis() as u64, "projection error; restarting from the stored checkpoint");
+                }
                 metrics::counter!("projector_restarts_total", "projection" => p.name())
                     .increment(1);
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
-                    _ = stop.wait_for(|s| *s) => return,
+                    _ = stop.wait_for(|s| *s) => return true,
                 }
             }
         }
@@ -346,6 +400,7 @@ fn report(ctx: &Context, applier: &Applier, lag_events: u64, lag_seconds: f64) {
             lag_seconds,
             halted,
             running: true,
+            standby: false,
         }
     });
 }
@@ -358,8 +413,9 @@ async fn parked_gauge(ctx: &Context, applier: &Applier) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Serves `p`'s serving version until it is switched away (`Ok`) or fails (`Err`).
-async fn serve(p: Projection, ctx: &Context) -> anyhow::Result<()> {
+/// Serves `p`'s serving version until it is switched away (`Ok`) or fails (`Err`); sets
+/// `progressed` once a batch has committed.
+async fn serve(p: Projection, ctx: &Context, progressed: &mut bool) -> anyhow::Result<()> {
     let v = {
         let client = ctx.pool.get().await?;
         schema::find(&client, p, State::Serving)
@@ -440,6 +496,7 @@ async fn serve(p: Projection, ctx: &Context) -> anyhow::Result<()> {
         if let Some(upto) = batch.last_seq() {
             match applier.apply(&ctx.pool, &batch, upto).await {
                 Ok(c) => {
+                    *progressed = true;
                     metrics::counter!("projector_events_applied_total", "projection" => p.name())
                         .increment(c.applied as u64);
                     metrics::histogram!("projector_batch_duration_seconds", "projection" => p.name())
