@@ -64,6 +64,19 @@ fn cases() -> Vec<(&'static str, Envelope)> {
                 }),
             ),
         ),
+        // Written by releases before `events::text`: a name with U+0000 (the command side
+        // now refuses it; projections store it through `events::text::storable`).
+        (
+            "group_created.v1.nul_name.json",
+            env(
+                1700000000005,
+                Event::GroupCreated(GroupCreated {
+                    channel_id: ChannelId::parse("legacy").unwrap(),
+                    name: Some("a\u{0}b".into()),
+                    members: vec![uid("alice"), uid("bob")],
+                }),
+            ),
+        ),
         (
             "members_added.v1.json",
             env(

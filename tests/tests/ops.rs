@@ -482,6 +482,8 @@ async fn poison_event_under_stop_policy_halts_until_skipped() {
         .projector_with(|c| c.on_poison = projector::shell::batch::PoisonPolicy::Stop)
         .await
         .expect("projector");
+    let query = env.query_svc().await.expect("query-svc");
+    let q = Api::with_auth(&query.url(), None);
     let c = Api::new(&cmd.url(), KEY_ACME);
     seed(&c, 10, true).await;
     let poison = publish_poison(&env).await;
@@ -507,6 +509,12 @@ async fn poison_event_under_stop_policy_halts_until_skipped() {
         poison - 1,
         versions(&env).await
     );
+    // The query service reads halted projections: it is not ready, and says why.
+    let (st, ready) = q.get("/ready").await.expect("ready");
+    assert_eq!(st, 503, "{ready}");
+    for p in ready["projections"].as_array().expect("projections") {
+        assert_eq!(p["halted_at"].as_u64(), Some(poison), "{ready}");
+    }
     let (ok, out, _) = env
         .projector_run(&["dlq", "skip", "messages", &poison.to_string()])
         .await
@@ -521,6 +529,8 @@ async fn poison_event_under_stop_policy_halts_until_skipped() {
     }
     caught_up(&env).await;
     assert!(versions(&env).await.iter().all(|v| v.3 >= after as i64));
+    let (st, ready) = q.get("/ready").await.expect("ready");
+    assert_eq!(st, 200, "{ready}");
 }
 
 /// A projector process started with `run` on a free port for its `/ready`; killed when dropped.
@@ -666,4 +676,92 @@ async fn two_projectors_one_serves_and_the_standby_takes_over() {
     }
     assert_equals_from_scratch(&env).await;
     drop(b);
+}
+
+/// A log written before the text rules existed holds a group whose name contains U+0000
+/// (Postgres `text` cannot store it). The command edge refuses such a name now; the old
+/// record (the golden fixture) is applied, not parked: the name is stored with U+FFFD, its
+/// members read and write the group, and a rebuild of the log verifies clean.
+#[tokio::test]
+async fn legacy_group_name_with_nul_is_applied_and_rebuilds_clean() {
+    let Stack {
+        env,
+        _services,
+        c,
+        q,
+    } = stack().await;
+    let head = stream_head(&env).await.expect("head");
+    let (st, v) = c
+        .post(
+            "/v1/channels",
+            &json!({"channel_id": "g", "name": "a\u{0}b", "members": ["alice", "bob"]}),
+        )
+        .await
+        .expect("create");
+    assert_eq!(
+        (st, v["error"]["field"].as_str()),
+        (400, Some("name")),
+        "{v}"
+    );
+    assert_eq!(
+        stream_head(&env).await.expect("head"),
+        head,
+        "a refused command appended"
+    );
+
+    let record = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../events/tests/fixtures/group_created.v1.nul_name.json"
+    ))
+    .expect("fixture");
+    let subject = events::subject::Subjects::new(env.subject_root.clone()).channel(
+        &events::TenantId::parse("acme").expect("tenant"),
+        &events::ChannelKey::Group {
+            id: events::ChannelId::parse("legacy").expect("id"),
+        },
+    );
+    let js = async_nats::jetstream::new(async_nats::connect(&env.nats_url).await.expect("nats"));
+    js.publish(subject, record.trim_ascii_end().to_vec().into())
+        .await
+        .expect("publish")
+        .await
+        .expect("ack");
+    let (st, sent) = c
+        .post(
+            "/v1/messages",
+            &json!({"channel_id": "legacy", "channel_type": 2, "from_uid": "alice",
+                    "payload": b64(b"still works")}),
+        )
+        .await
+        .expect("send");
+    assert_eq!(st, 200, "the founding member cannot write: {sent}");
+    let min = sent["event_seq"].as_u64().expect("event_seq");
+    let (st, h) = q
+        .get(&format!(
+            "/v1/channels/2/legacy/messages?uid=bob&min_event_seq={min}"
+        ))
+        .await
+        .expect("history");
+    assert_eq!(st, 200, "a founding member cannot read: {h}");
+    assert_eq!(h["messages"].as_array().map(Vec::len), Some(1), "{h}");
+    let (st, info) = q
+        .get(&format!(
+            "/v1/channels/legacy?uid=alice&min_event_seq={min}"
+        ))
+        .await
+        .expect("info");
+    assert_eq!(st, 200, "{info}");
+    assert_eq!(info["name"], "a\u{FFFD}b");
+    let db = env.db().await.expect("db");
+    let parked: i64 = db
+        .query_one("SELECT count(*) FROM parked_events", &[])
+        .await
+        .expect("parked")
+        .get(0);
+    assert_eq!(parked, 0);
+    let (ok, out, err) = env
+        .projector_run(&["rebuild", "--all"])
+        .await
+        .expect("rebuild");
+    assert!(ok, "the rebuild did not verify clean: {out}\n{err}");
 }

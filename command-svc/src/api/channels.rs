@@ -13,15 +13,14 @@ use poem_openapi::{Object, OpenApi};
 
 /// Most members in one create or add request.
 pub const MAX_MEMBERS_PER_REQUEST: usize = 1000;
-/// Longest group name, bytes.
-pub const MAX_NAME_BYTES: usize = 256;
 
 /// A new group.
 #[derive(Debug, Clone, Object, serde::Deserialize)]
 pub struct CreateChannelRequest {
     /// The group's id (1–128 bytes, printable, no whitespace); never reused.
     pub channel_id: String,
-    /// Display name, 1–256 bytes.
+    /// Display name: 1–256 bytes of UTF-8 without control characters
+    /// ([`events::text::GROUP_NAME`]).
     #[serde(default)]
     pub name: Option<String>,
     /// Initial members (at most 1000; duplicates ignored).
@@ -99,12 +98,9 @@ impl ChannelsApi {
         let req = body.0;
         let channel_id = id("channel_id", &req.channel_id, ChannelId::parse)?;
         if let Some(name) = &req.name {
-            if name.is_empty() || name.len() > MAX_NAME_BYTES {
-                return Err(ApiError::validation(
-                    "name",
-                    format!("name must be 1 to {MAX_NAME_BYTES} bytes"),
-                ));
-            }
+            events::text::GROUP_NAME
+                .check(name)
+                .map_err(|e| ApiError::validation("name", format!("name {e}")))?;
         }
         let members = uids("members", &req.members)?;
         let key = ChannelKey::Group {

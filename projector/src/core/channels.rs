@@ -150,7 +150,7 @@ impl Run {
                 channel_type,
                 channel_key: channel_key.clone(),
                 from_uid: m.from_uid.to_string(),
-                client_msg_no: no.clone(),
+                client_msg_no: events::text::storable(no).into_owned(),
                 message_id,
                 message_seq: m.message_seq as i64,
                 payload_sha256: payload_digest(&m.payload),
@@ -211,7 +211,10 @@ pub fn plan(batch: &[Record]) -> Vec<Step> {
             Event::GroupCreated(e) => Step::Created {
                 tenant: tenant(),
                 channel_key: e.channel_id.to_string(),
-                name: e.name.clone(),
+                name: e
+                    .name
+                    .as_deref()
+                    .map(|n| events::text::storable(n).into_owned()),
                 members: e.members.iter().map(ToString::to_string).collect(),
                 event_seq,
                 at,
@@ -283,5 +286,23 @@ mod tests {
         };
         assert_eq!((heads[0].last_msg_seq, heads[0].last_event_seq), (2, 4));
         assert_eq!(steps.len(), 3);
+    }
+
+    #[test]
+    fn text_postgres_cannot_hold_is_planned_storable() {
+        let mut created = group_created(1, "g", &["a"]);
+        if let Event::GroupCreated(e) = &mut created.envelope.event {
+            e.name = Some("a\u{0}b".into());
+        }
+        let batch = vec![created, personal_msg(2, "a", "b", 1, Some("k\u{0}"))];
+        let steps = plan(&batch);
+        let Step::Created { name, .. } = &steps[0] else {
+            panic!("{steps:?}")
+        };
+        assert_eq!(name.as_deref(), Some("a\u{FFFD}b"));
+        let Step::Messages { keys, .. } = &steps[1] else {
+            panic!("{steps:?}")
+        };
+        assert_eq!(keys[0].client_msg_no, "k\u{FFFD}");
     }
 }

@@ -75,7 +75,10 @@ pub fn plan(batch: &[Record]) -> (Vec<MessageRow>, Vec<Rejected>) {
             message_seq: m.message_seq as i64,
             message_id,
             from_uid: m.from_uid.to_string(),
-            client_msg_no: m.client_msg_no.clone(),
+            client_msg_no: m
+                .client_msg_no
+                .as_deref()
+                .map(|n| events::text::storable(n).into_owned()),
             payload,
             sent_at: m.timestamp,
             event_seq: r.seq as i64,

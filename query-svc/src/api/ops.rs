@@ -25,6 +25,10 @@ pub struct ProjectionLag {
     pub checkpoint: u64,
     /// Events it is behind the stream's last sequence; null when the stream is unreachable.
     pub lag: Option<u64>,
+    /// The poison event it is halted on (projector policy `PARLEY_PROJECTOR_ON_POISON=stop`,
+    /// until `projector dlq retry|skip`); null while it runs. A halted projection makes
+    /// `/ready` 503.
+    pub halted_at: Option<u64>,
 }
 
 /// What `/ready` checked.
@@ -86,9 +90,9 @@ impl OpsApi {
         }
     }
 
-    /// Every projection's checkpoint (the ones this service reads included, at 0 when they
-    /// have no row), or `None` when Postgres cannot be read.
-    async fn checkpoints(&self) -> Option<Vec<(String, u64)>> {
+    /// Every projection's checkpoint and halt (the ones this service reads included, at 0
+    /// when they have no row), or `None` when Postgres cannot be read.
+    async fn checkpoints(&self) -> Option<Vec<store::checkpoints::Serving>> {
         let mut rows = match store::checkpoints::all(&self.state.pool).await {
             Ok(rows) => rows,
             Err(e) => {
@@ -96,34 +100,40 @@ impl OpsApi {
                 return None;
             }
         };
-        self.state.checkpoints.observe_named(&rows);
+        let pairs: Vec<(String, u64)> = rows.iter().map(|r| (r.name.clone(), r.last_seq)).collect();
+        self.state.checkpoints.observe_named(&pairs);
         for p in Projection::ALL {
-            if !rows.iter().any(|(name, _)| name == p.name()) {
-                rows.push((p.name().to_owned(), 0));
+            if !rows.iter().any(|r| r.name == p.name()) {
+                rows.push(store::checkpoints::Serving {
+                    name: p.name().to_owned(),
+                    last_seq: 0,
+                    halted_at: None,
+                });
             }
         }
-        rows.sort();
+        rows.sort_by(|a, b| a.name.cmp(&b.name));
         Some(rows)
     }
 }
 
-/// The projection lags, and whether every one is known and at most `max_lag`.
+/// The projection lags, and whether every one is known, at most `max_lag` and not halted.
 fn lags(
-    checkpoints: Vec<(String, u64)>,
+    checkpoints: Vec<store::checkpoints::Serving>,
     last_seq: Option<u64>,
     max_lag: u64,
 ) -> (Vec<ProjectionLag>, bool) {
     let projections: Vec<ProjectionLag> = checkpoints
         .into_iter()
-        .map(|(name, checkpoint)| ProjectionLag {
-            name,
-            checkpoint,
-            lag: last_seq.map(|last| last.saturating_sub(checkpoint)),
+        .map(|c| ProjectionLag {
+            name: c.name,
+            checkpoint: c.last_seq,
+            lag: last_seq.map(|last| last.saturating_sub(c.last_seq)),
+            halted_at: c.halted_at,
         })
         .collect();
     let ok = projections
         .iter()
-        .all(|p| p.lag.is_some_and(|l| l <= max_lag));
+        .all(|p| p.halted_at.is_none() && p.lag.is_some_and(|l| l <= max_lag));
     (projections, ok)
 }
 
@@ -138,8 +148,8 @@ impl OpsApi {
     }
 
     /// Readiness: 200 when Postgres answers, NATS is connected, the realtime hub follows the
-    /// log and every projection lags the event stream by at most `PARLEY_READY_MAX_LAG`
-    /// events; 503 otherwise. The body says which.
+    /// log and every projection runs (none halted on a poison event) and lags the event
+    /// stream by at most `PARLEY_READY_MAX_LAG` events; 503 otherwise. The body says which.
     #[oai(path = "/ready", method = "get", operation_id = "ready")]
     async fn ready(&self) -> ReadyResponse {
         let nats = platform::log::connected(&self.state.nats);
@@ -186,9 +196,20 @@ impl OpsApi {
 mod tests {
     use super::*;
 
+    fn serving(name: &str, last_seq: u64, halted_at: Option<u64>) -> store::checkpoints::Serving {
+        store::checkpoints::Serving {
+            name: name.into(),
+            last_seq,
+            halted_at,
+        }
+    }
+
     #[test]
     fn lag_is_stream_head_minus_checkpoint() {
-        let cps = vec![("channels".to_owned(), 90), ("messages".to_owned(), 100)];
+        let cps = vec![
+            serving("channels", 90, None),
+            serving("messages", 100, None),
+        ];
         let (p, ok) = lags(cps.clone(), Some(100), 10);
         assert!(ok);
         assert_eq!(
@@ -197,5 +218,16 @@ mod tests {
         );
         assert!(!lags(cps.clone(), Some(101), 10).1);
         assert!(!lags(cps, None, 10).1);
+    }
+
+    #[test]
+    fn a_halted_projection_is_not_ready_even_without_lag() {
+        let cps = vec![
+            serving("channels", 100, Some(101)),
+            serving("messages", 100, None),
+        ];
+        let (p, ok) = lags(cps, Some(100), 10);
+        assert!(!ok);
+        assert_eq!(p[0].halted_at, Some(101));
     }
 }
