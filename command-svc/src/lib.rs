@@ -79,8 +79,13 @@ pub async fn serve(
         );
     let spec = service.spec_endpoint();
     let docs = service.swagger_ui();
-    // Largest legal body: a full batch of maximal payloads (base64 is 4/3) plus field overhead.
-    let body_limit = api::messages::MAX_BATCH * (config.max_payload_bytes * 4 / 3 + 1024);
+    let get_only = [poem::http::Method::GET];
+    let routes = platform::edge::Routes::from_openapi(&service.spec())
+        .add("/openapi.json", &get_only)
+        .add("/docs", &get_only)
+        .add("/health", &get_only)
+        .add("/ready", &get_only)
+        .add("/metrics", &get_only);
     let app = Route::new()
         .nest("/", service)
         .at("/openapi.json", spec)
@@ -89,21 +94,27 @@ pub async fn serve(
         .at("/ready", get(ops::ready))
         .at("/metrics", get(ops::metrics))
         .data(keys)
-        .data(platform::http::BodyLimit(body_limit))
+        .data(platform::http::BodyRules {
+            max_payload_bytes: config.max_payload_bytes,
+            timeout: config.common.http.body_timeout,
+        })
         .data(ops::Ops {
             nats: nats.clone(),
             pool,
         })
-        .catch_all_error(platform::http::render_error)
-        .with(platform::http::RequestMetrics {
-            service: "command_svc",
-        });
+        .with(platform::edge::Edge::new("command_svc", routes));
     let stop = platform::shutdown::Shutdown::new(shutdown);
     let sub = rpc::subscribe(&nats, &subjects).await?;
     let commands = tokio::spawn(rpc::serve(nats, sub, subjects, state, stop.clone().wait()));
-    let served = poem::Server::new_with_acceptor(acceptor)
-        .run_with_graceful_shutdown(app, stop.wait(), Some(Duration::from_secs(10)))
-        .await;
+    let served = platform::server::serve(
+        acceptor,
+        app,
+        config.common.http,
+        "command_svc",
+        stop.wait(),
+        Duration::from_secs(10),
+    )
+    .await;
     if let Err(e) = commands.await {
         tracing::error!(error = %e, "socket commands task panicked");
     }

@@ -131,6 +131,8 @@ pub struct Common {
     /// `PARLEY_TOKEN_SECRET`: the secret user-token keys derive from (≥ 32 bytes); unset
     /// disables user tokens (see `platform::token`).
     pub token_secret: Option<String>,
+    /// `PARLEY_HTTP_*`: the HTTP server's connection cap and timeouts.
+    pub http: crate::server::HttpSettings,
 }
 
 impl Common {
@@ -147,6 +149,7 @@ impl Common {
             api_keys: src.string("api_keys", ""),
             db_pool_size: src.parse("db_pool_size", 32)?,
             token_secret: src.get("token_secret"),
+            http: crate::server::HttpSettings::load(src)?,
         })
     }
 }

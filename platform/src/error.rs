@@ -44,6 +44,9 @@ pub enum ApiError {
     /// The request conflicts with the current state (exists already, idempotency key reused).
     #[oai(status = 409)]
     Conflict(Json<ErrorBody>),
+    /// The request body did not arrive in time (`BODY_TIMEOUT`).
+    #[oai(status = 408)]
+    RequestTimeout(Json<ErrorBody>),
     /// The payload or body is larger than allowed.
     #[oai(status = 413)]
     PayloadTooLarge(Json<ErrorBody>),
@@ -70,6 +73,18 @@ impl ApiError {
     pub fn validation(field: &str, message: impl Into<String>) -> Self {
         ApiError::BadRequest(body("VALIDATION_ERROR", message, Some(field)))
     }
+    /// 400 with a custom code naming `field`.
+    pub fn bad_field(code: &str, field: &str, message: impl Into<String>) -> Self {
+        ApiError::BadRequest(body(code, message, Some(field)))
+    }
+    /// 400 `INVALID_CURSOR` (field `cursor`): not a `next_cursor` this service returned.
+    pub fn invalid_cursor() -> Self {
+        Self::bad_field(
+            "INVALID_CURSOR",
+            "cursor",
+            "cursor is not a next_cursor this service returned",
+        )
+    }
     /// 400 with a custom code and no field.
     pub fn bad_request(code: &str, message: impl Into<String>) -> Self {
         ApiError::BadRequest(body(code, message, None))
@@ -94,6 +109,10 @@ impl ApiError {
     pub fn too_large(field: &str, message: impl Into<String>) -> Self {
         ApiError::PayloadTooLarge(body("PAYLOAD_TOO_LARGE", message, Some(field)))
     }
+    /// 408 `BODY_TIMEOUT` naming `field`.
+    pub fn timeout(field: &str, message: impl Into<String>) -> Self {
+        ApiError::RequestTimeout(body("BODY_TIMEOUT", message, Some(field)))
+    }
     /// 503 with `code`.
     pub fn unavailable(code: &str, message: impl Into<String>) -> Self {
         ApiError::Unavailable(body(code, message, None))
@@ -112,6 +131,7 @@ impl ApiError {
             ApiError::Forbidden(_) => 403,
             ApiError::NotFound(_) => 404,
             ApiError::Conflict(_) => 409,
+            ApiError::RequestTimeout(_) => 408,
             ApiError::PayloadTooLarge(_) => 413,
             ApiError::Internal(_) => 500,
             ApiError::Unavailable(_) => 503,
@@ -126,6 +146,7 @@ impl ApiError {
             | ApiError::Forbidden(b)
             | ApiError::NotFound(b)
             | ApiError::Conflict(b)
+            | ApiError::RequestTimeout(b)
             | ApiError::PayloadTooLarge(b)
             | ApiError::Internal(b)
             | ApiError::Unavailable(b) => &b.0,

@@ -1,9 +1,9 @@
-//! HTTP plumbing: JSON bodies whose errors name the field, the catch-all that renders every
-//! framework error as the JSON error body, request metrics, and serving with graceful shutdown.
+//! HTTP plumbing: JSON bodies with per-type limits whose errors name the field, the JSON
+//! error rendering of every framework error, hot JSON responses, binding a listener.
 
 use crate::error::{ApiError, ErrorBody};
 use poem::http::StatusCode;
-use poem::{Endpoint, IntoResponse, Middleware, Request, RequestBody, Response};
+use poem::{IntoResponse, Request, RequestBody, Response};
 use poem_openapi::error::{
     AuthorizationError, ContentTypeError, ParseParamError, ParsePathError, ParseRequestPayloadError,
 };
@@ -11,19 +11,40 @@ use poem_openapi::payload::{ParsePayload, Payload};
 use poem_openapi::registry::{MetaSchemaRef, Registry};
 use poem_openapi::types::Type;
 use serde::de::DeserializeOwned;
-use std::time::Instant;
 
-/// Largest JSON request body in bytes, read by [`JsonBody`]; inject with
-/// `poem::EndpointExt::data(BodyLimit(n))` (default: unlimited).
-#[derive(Debug, Clone, Copy)]
-pub struct BodyLimit(pub usize);
+/// What request bodies of a service may be: inject with `poem::EndpointExt::data(..)`.
+/// Without it bodies are refused (limit 0), so every service states its rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyRules {
+    /// Largest decoded message payload, bytes (`PARLEY_MAX_PAYLOAD_BYTES`; 0 where a service
+    /// takes no payloads): what [`BoundedBody::max_body_bytes`] of a body holding payloads
+    /// derives from.
+    pub max_payload_bytes: usize,
+    /// Longest read of one body (`PARLEY_HTTP_BODY_TIMEOUT_MS`); 408 after it.
+    pub timeout: std::time::Duration,
+}
+
+/// A request body type and the largest body a correct client can send for it, so every
+/// endpoint has its own limit.
+pub trait BoundedBody {
+    /// The limit in bytes under `rules`. Size it with room for JSON escaping (a client may
+    /// send every character of an id as `\uXXXX`, 6 bytes per byte, and base64's `/` as
+    /// `\/`).
+    fn max_body_bytes(rules: &BodyRules) -> usize;
+}
+
+/// Worst-case JSON size of an id (128 bytes, each escaped as `\uXXXX`, plus quotes).
+pub const MAX_ID_JSON_BYTES: usize = 128 * 6 + 2;
 
 /// A JSON request body parsed with serde, whose errors name the offending field path
 /// (`messages[3].payload`); its OpenAPI schema is `T`'s.
 ///
-/// Errors: 400 `INVALID_JSON` for malformed JSON or an empty body, 400 `VALIDATION_ERROR` with
-/// `field` for a missing field or a wrong type, 413 over the [`BodyLimit`], 415 for a non-JSON
-/// content type.
+/// Before anything is read, a `Content-Length` above `T`'s [`BoundedBody`] limit is 413; a
+/// body without one (chunked) is read only up to the limit. Errors: 400 `INVALID_JSON` for
+/// malformed JSON or an empty body (`field` = `body`, or the field whose value is malformed),
+/// 400 `VALIDATION_ERROR` naming the field for a missing or unknown field or a wrong type, 408
+/// `BODY_TIMEOUT` when the body does not arrive within [`BodyRules::timeout`], 413
+/// `PAYLOAD_TOO_LARGE`, 415 `UNSUPPORTED_MEDIA_TYPE` for a non-JSON content type.
 #[derive(Debug)]
 pub struct JsonBody<T>(pub T);
 
@@ -44,61 +65,98 @@ impl<T: Type> Payload for JsonBody<T> {
     }
 }
 
-/// Turns a serde error at `path` into the API's 400.
+/// The field a serde error message names (``missing field `x` ``, ``unknown field `x` ``).
+fn named_field(msg: &str) -> Option<&str> {
+    ["missing field `", "unknown field `"]
+        .iter()
+        .find_map(|p| msg.split_once(p))
+        .and_then(|(_, rest)| rest.split('`').next())
+}
+
+/// Turns a serde error at `path` into the API's 400, naming the field in every case.
 fn json_error(path: String, err: &serde_json::Error) -> ApiError {
     use serde_json::error::Category;
+    let msg = err.to_string();
+    let msg = msg.split(" at line ").next().unwrap_or_default().to_owned();
+    // `?` stands for a position serde could not name (an unexpected end, say): its parent.
+    let path = path.trim_end_matches('?').trim_end_matches('.').to_owned();
+    let at_root = path.is_empty();
+    // serde_path_to_error's path ends at the object of a missing field but at the key of an
+    // unknown one.
+    let ends_with = |name: &str| path == name || path.ends_with(&format!(".{name}"));
+    let field = match named_field(&msg) {
+        Some(name) if at_root => name.to_owned(),
+        Some(name) if ends_with(name) => path,
+        Some(name) => format!("{path}.{name}"),
+        None if at_root => "body".to_owned(),
+        None => path,
+    };
     match err.classify() {
         Category::Io | Category::Syntax | Category::Eof => {
-            ApiError::bad_request("INVALID_JSON", format!("malformed JSON: {err}"))
+            ApiError::bad_field("INVALID_JSON", &field, format!("malformed JSON: {msg}"))
         }
-        Category::Data => {
-            let msg = err.to_string();
-            // serde names a missing field only in its message: "missing field `payload`".
-            let field = match msg.split_once("missing field `") {
-                Some((_, rest)) => {
-                    let name = rest.split('`').next().unwrap_or_default();
-                    if path == "." {
-                        name.to_owned()
-                    } else {
-                        format!("{path}.{name}")
-                    }
-                }
-                None if path == "." => "body".to_owned(),
-                None => path,
-            };
-            let msg = msg.split(" at line ").next().unwrap_or_default().to_owned();
-            ApiError::validation(&field, msg)
-        }
+        Category::Data => ApiError::validation(&field, msg),
     }
 }
 
-impl<T: Type + DeserializeOwned + Send> ParsePayload for JsonBody<T> {
+/// The body's declared length, when it has a readable `Content-Length`.
+fn content_length(request: &Request) -> Option<u64> {
+    request
+        .headers()
+        .get(poem::http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+impl<T: Type + DeserializeOwned + BoundedBody + Send> ParsePayload for JsonBody<T> {
     const IS_REQUIRED: bool = true;
 
     async fn from_request(request: &Request, body: &mut RequestBody) -> poem::Result<Self> {
-        let limit = request.data::<BodyLimit>().map_or(usize::MAX, |l| l.0);
-        let data = body
-            .take()?
-            .into_bytes_limit(limit)
-            .await
-            .map_err(|e| match e {
-                poem::error::ReadBodyError::PayloadTooLarge => {
-                    ApiError::too_large("body", format!("request body exceeds {limit} bytes"))
-                }
-                other => ApiError::bad_request("INVALID_BODY", other.to_string()),
-            })?;
+        let rules = request.data::<BodyRules>().copied().unwrap_or(BodyRules {
+            max_payload_bytes: 0,
+            timeout: std::time::Duration::from_secs(30),
+        });
+        let limit = T::max_body_bytes(&rules);
+        let too_large =
+            || ApiError::too_large("body", format!("request body exceeds {limit} bytes"));
+        if content_length(request).is_some_and(|n| n > limit as u64) {
+            return Err(too_large().into());
+        }
+        let read = tokio::time::timeout(rules.timeout, body.take()?.into_bytes_limit(limit));
+        let data = match read.await {
+            Err(_) => {
+                return Err(ApiError::timeout(
+                    "body",
+                    format!(
+                        "the request body did not arrive within {} ms",
+                        rules.timeout.as_millis()
+                    ),
+                )
+                .into())
+            }
+            Ok(Err(poem::error::ReadBodyError::PayloadTooLarge)) => return Err(too_large().into()),
+            Ok(Err(other)) => {
+                return Err(ApiError::bad_field("INVALID_BODY", "body", other.to_string()).into())
+            }
+            Ok(Ok(data)) => data,
+        };
         if data.is_empty() {
-            return Err(ApiError::bad_request("INVALID_JSON", "request body is empty").into());
+            return Err(
+                ApiError::bad_field("INVALID_JSON", "body", "request body is empty").into(),
+            );
         }
         let mut de = serde_json::Deserializer::from_slice(&data);
         let value: T = serde_path_to_error::deserialize(&mut de)
             .map_err(|e| json_error(e.path().to_string(), e.inner()))?;
-        de.end().map_err(|e| json_error(".".into(), &e))?;
+        de.end().map_err(|e| json_error(String::new(), &e))?;
         Ok(Self(value))
     }
 }
 
-poem_openapi::impl_apirequest_for_payload!(JsonBody<T>, T: Type + DeserializeOwned + Send);
+poem_openapi::impl_apirequest_for_payload!(JsonBody<T>, T: Type + DeserializeOwned + BoundedBody + Send);
 
 /// A JSON response body written straight by serde, documented with `T`'s OpenAPI schema.
 ///
@@ -172,8 +230,18 @@ fn simple(status: StatusCode, code: &str, message: String, field: Option<&str>) 
 
 /// Renders any error reaching the top of the app as the JSON error body: framework errors
 /// (bad parameters, missing auth, unknown routes, oversized bodies) included. Use with
-/// `poem::EndpointExt::catch_all_error`.
+/// `poem::EndpointExt::catch_all_error`, or through [`crate::edge::Edge`], which also names
+/// path parameters.
 pub async fn render_error(err: poem::Error) -> Response {
+    render_error_named(err, |_| None).await
+}
+
+/// [`render_error`], naming a path parameter poem-openapi calls `param<n>` by
+/// `path_variable(n)` (the route's own name for it).
+pub async fn render_error_named<'a>(
+    err: poem::Error,
+    path_variable: impl Fn(usize) -> Option<&'a str>,
+) -> Response {
     if err.is_from_response() {
         // An `ApiError` (its derive converts it into a ready response).
         return err.into_response();
@@ -183,10 +251,17 @@ pub async fn render_error(err: poem::Error) -> Response {
         return simple(status, "VALIDATION_ERROR", e.to_string(), Some(e.name));
     }
     if let Some(e) = err.downcast_ref::<ParsePathError>() {
-        return simple(status, "VALIDATION_ERROR", e.to_string(), Some(e.name));
+        let name = e
+            .name
+            .strip_prefix("param")
+            .and_then(|n| n.parse().ok())
+            .and_then(&path_variable)
+            .unwrap_or(e.name);
+        let message = format!("failed to parse path parameter `{name}`: {}", e.reason);
+        return simple(status, "VALIDATION_ERROR", message, Some(name));
     }
     if let Some(e) = err.downcast_ref::<ParseRequestPayloadError>() {
-        return simple(status, "INVALID_JSON", e.to_string(), None);
+        return simple(status, "INVALID_JSON", e.to_string(), Some("body"));
     }
     if err.is::<AuthorizationError>() {
         return simple(
@@ -197,7 +272,12 @@ pub async fn render_error(err: poem::Error) -> Response {
         );
     }
     if let Some(e) = err.downcast_ref::<ContentTypeError>() {
-        return simple(status, "UNSUPPORTED_MEDIA_TYPE", e.to_string(), None);
+        return simple(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UNSUPPORTED_MEDIA_TYPE",
+            format!("{e}; send Content-Type: application/json"),
+            Some("content-type"),
+        );
     }
     let code = match status {
         StatusCode::NOT_FOUND => "NOT_FOUND",
@@ -216,53 +296,6 @@ pub async fn render_error(err: poem::Error) -> Response {
         err.to_string()
     };
     simple(status, code, message, None)
-}
-
-/// Middleware counting requests and timing them:
-/// `<service>_http_requests_total{operation,status}` and
-/// `<service>_http_request_duration_seconds{operation}`; `operation` is the OpenAPI operation
-/// id (or `other`).
-#[derive(Clone)]
-pub struct RequestMetrics {
-    /// Metric name prefix, e.g. `command_svc`.
-    pub service: &'static str,
-}
-
-impl<E: Endpoint> Middleware<E> for RequestMetrics {
-    type Output = RequestMetricsEndpoint<E>;
-    fn transform(&self, ep: E) -> Self::Output {
-        RequestMetricsEndpoint {
-            inner: ep,
-            service: self.service,
-        }
-    }
-}
-
-/// The endpoint [`RequestMetrics`] wraps.
-pub struct RequestMetricsEndpoint<E> {
-    inner: E,
-    service: &'static str,
-}
-
-impl<E: Endpoint> Endpoint for RequestMetricsEndpoint<E> {
-    type Output = Response;
-    async fn call(&self, req: Request) -> poem::Result<Response> {
-        let start = Instant::now();
-        let resp = match self.inner.call(req).await {
-            Ok(r) => r.into_response(),
-            Err(e) => render_error(e).await,
-        };
-        let op = resp
-            .data::<poem_openapi::OperationId>()
-            .map(|o| o.0)
-            .unwrap_or("other");
-        let status = resp.status().as_u16().to_string();
-        metrics::counter!(format!("{}_http_requests_total", self.service), "operation" => op, "status" => status)
-            .increment(1);
-        metrics::histogram!(format!("{}_http_request_duration_seconds", self.service), "operation" => op)
-            .record(start.elapsed().as_secs_f64());
-        Ok(resp)
-    }
 }
 
 /// Binds `addr` (use port 0 for a free port) and returns the acceptor and the bound address.

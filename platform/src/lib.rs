@@ -9,9 +9,12 @@
 //!   [`auth::CallerAuth`]: an API key or a user token.
 //! - [`token`]: end-user JWTs, per-tenant keys derived from `PARLEY_TOKEN_SECRET`.
 //! - [`error`]: the JSON error body `{"error": {"code", "message", "field"}}` and [`error::ApiError`].
-//! - [`http`]: [`http::JsonBody`] (JSON bodies whose errors name the field), the catch-all that
-//!   turns every framework error into the JSON error body, request metrics, serving with
-//!   graceful shutdown.
+//! - [`http`]: [`http::JsonBody`] (JSON bodies with per-type limits whose errors name the
+//!   field), the rendering of every framework error as the JSON error body.
+//! - [`edge`]: the middleware every request passes: UTF-8 checks of path and query, error
+//!   rendering with named path parameters, `Allow` on 405, request metrics.
+//! - [`server`]: the HTTP server: connection cap, header/idle timeouts, accept errors,
+//!   draining shutdown.
 //! - [`log`]: NATS connection and the event stream's definition.
 //! - [`db`]: the Postgres pool.
 //! - [`rpc`]: the request/reply commands end users' sockets send to the command service.
@@ -20,10 +23,12 @@
 pub mod auth;
 pub mod config;
 pub mod db;
+pub mod edge;
 pub mod error;
 pub mod http;
 pub mod log;
 pub mod rpc;
+pub mod server;
 pub mod shutdown;
 pub mod telemetry;
 pub mod token;

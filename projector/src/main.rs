@@ -192,19 +192,28 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             seconds: config.ready_max_lag_seconds,
             expected: config.projections.len(),
         })
-        .catch_all_error(platform::http::render_error);
+        .with(platform::edge::Edge::new(
+            "projector",
+            platform::edge::Routes::default()
+                .add("/health", &[poem::http::Method::GET])
+                .add("/ready", &[poem::http::Method::GET])
+                .add("/metrics", &[poem::http::Method::GET]),
+        ));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut http_stop = stop_rx.clone();
+    let http = config.common.http;
     let server = tokio::spawn(async move {
-        poem::Server::new_with_acceptor(acceptor)
-            .run_with_graceful_shutdown(
-                app,
-                async move {
-                    let _ = http_stop.wait_for(|s| *s).await;
-                },
-                None,
-            )
-            .await
+        platform::server::serve(
+            acceptor,
+            app,
+            http,
+            "projector",
+            async move {
+                let _ = http_stop.wait_for(|s| *s).await;
+            },
+            Duration::from_secs(5),
+        )
+        .await
     });
     let result = projector::shell::runner::run_with(config, health, async move {
         platform::shutdown::signal().await;

@@ -40,6 +40,7 @@ use events::subject::Subjects;
 use platform::auth::ApiKeys;
 use platform::shutdown::Shutdown;
 use platform::token::UserTokens;
+use poem::EndpointExt as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -117,14 +118,21 @@ pub async fn serve(
         stop: stop.clone(),
         typing: realtime::TypingLimiter::default(),
     });
-    let served = poem::Server::new_with_acceptor(acceptor)
-        .run_with_graceful_shutdown(
-            api::app(state, keys, rt, config.dev_tenant.clone()),
-            stop.wait(),
-            Some(DRAIN_DEADLINE),
-        )
-        .await
-        .context("serving HTTP");
+    let app =
+        api::app(state, keys, rt, config.dev_tenant.clone()).data(platform::http::BodyRules {
+            max_payload_bytes: 0,
+            timeout: config.common.http.body_timeout,
+        });
+    let served = platform::server::serve(
+        acceptor,
+        app,
+        config.common.http,
+        "query_svc",
+        stop.wait(),
+        DRAIN_DEADLINE,
+    )
+    .await
+    .context("serving HTTP");
     for task in std::iter::once(hub_task).chain(presence_tasks) {
         if let Err(e) = task.await {
             tracing::error!(error = %e, "realtime task panicked");

@@ -95,16 +95,21 @@ impl ConversationCursor {
     /// Parses the opaque text form.
     ///
     /// # Errors
-    /// [`MalformedCursor`] when `text` is not base64url of the cursor JSON, or its channel type
-    /// is not 1 or 2.
+    /// [`MalformedCursor`] when `text` is not base64url of the cursor JSON, its channel type
+    /// is not 1 or 2, or its key is not a channel key of that type (the id rule of
+    /// [`events::ChannelKey::from_storage`]: a crafted key, with U+0000 say, never reaches
+    /// SQL).
     pub fn decode(text: &str) -> Result<Self, MalformedCursor> {
         let bytes = CURSOR_B64
             .decode(text.trim())
             .map_err(|_| MalformedCursor)?;
         let cursor: Self = serde_json::from_slice(&bytes).map_err(|_| MalformedCursor)?;
-        if !(1..=2).contains(&cursor.channel_type) {
-            return Err(MalformedCursor);
-        }
+        let channel_type = u8::try_from(cursor.channel_type)
+            .ok()
+            .and_then(|t| events::ChannelType::try_from(t).ok())
+            .ok_or(MalformedCursor)?;
+        events::ChannelKey::from_storage(channel_type, &cursor.channel_key)
+            .map_err(|_| MalformedCursor)?;
         Ok(cursor)
     }
 }
@@ -195,5 +200,15 @@ mod tests {
             ConversationCursor::decode(&wrong_type),
             Err(MalformedCursor)
         );
+        for key in [r#""a\u0000b""#, r#""""#, r#""a b c""#, r#""nospace""#] {
+            let crafted = CURSOR_B64.encode(format!(r#"{{"u":1,"t":1,"k":{key}}}"#));
+            assert_eq!(
+                ConversationCursor::decode(&crafted),
+                Err(MalformedCursor),
+                "{key}"
+            );
+        }
+        let group = CURSOR_B64.encode(br#"{"u":1,"t":2,"k":"g\u0000"}"#);
+        assert_eq!(ConversationCursor::decode(&group), Err(MalformedCursor));
     }
 }

@@ -154,6 +154,7 @@ impl TestEnv {
             api_keys: format!("{KEY_ACME}=acme,{KEY_GLOBEX}=globex"),
             db_pool_size: 16,
             token_secret: Some(TOKEN_SECRET.into()),
+            http: platform::server::HttpSettings::default(),
         }
     }
 
@@ -162,13 +163,25 @@ impl TestEnv {
     /// # Errors
     /// Bind failure.
     pub async fn command_svc(&self) -> anyhow::Result<Running> {
-        let config = command_svc::Config {
+        self.command_svc_with(|_| {}).await
+    }
+
+    /// Starts a command service on a free port after `tweak` adjusts its settings.
+    ///
+    /// # Errors
+    /// Bind failure, or the service fails at start.
+    pub async fn command_svc_with(
+        &self,
+        tweak: impl FnOnce(&mut command_svc::Config),
+    ) -> anyhow::Result<Running> {
+        let mut config = command_svc::Config {
             common: self.common(),
             listen: "127.0.0.1:0".into(),
             max_payload_bytes: 65536,
             cache_channels: 100_000,
             max_ack_inflight: 20_000,
         };
+        tweak(&mut config);
         spawn_http(|acceptor, stop| command_svc::serve(config, acceptor, stop)).await
     }
 

@@ -6,7 +6,7 @@ use crate::service::Outcome;
 use events::{ChannelId, ChannelKey, Event, Uid};
 use platform::auth::TenantAuth;
 use platform::error::ApiError;
-use platform::http::JsonBody;
+use platform::http::{BodyRules, BoundedBody, JsonBody, MAX_ID_JSON_BYTES};
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
@@ -16,6 +16,8 @@ pub const MAX_MEMBERS_PER_REQUEST: usize = 1000;
 
 /// A new group.
 #[derive(Debug, Clone, Object, serde::Deserialize)]
+#[oai(deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
 pub struct CreateChannelRequest {
     /// The group's id (1–128 bytes, printable, no whitespace); never reused.
     pub channel_id: String,
@@ -30,9 +32,28 @@ pub struct CreateChannelRequest {
 
 /// Members to add.
 #[derive(Debug, Clone, Object, serde::Deserialize)]
+#[oai(deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
 pub struct AddMembersRequest {
     /// 1–1000 uids; current members are ignored.
     pub uids: Vec<String>,
+}
+
+/// Largest body of a member list: every id escaped, with room for the other fields.
+fn max_members_bytes() -> usize {
+    MAX_MEMBERS_PER_REQUEST * (MAX_ID_JSON_BYTES + 1) + 2 * MAX_ID_JSON_BYTES + 256 * 6 + 256
+}
+
+impl BoundedBody for CreateChannelRequest {
+    fn max_body_bytes(_: &BodyRules) -> usize {
+        max_members_bytes()
+    }
+}
+
+impl BoundedBody for AddMembersRequest {
+    fn max_body_bytes(_: &BodyRules) -> usize {
+        max_members_bytes()
+    }
 }
 
 /// A command's result.

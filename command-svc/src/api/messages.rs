@@ -9,7 +9,7 @@ use events::{ChannelId, ChannelKey, Event, TenantId, Uid};
 use futures::StreamExt;
 use platform::auth::TenantAuth;
 use platform::error::{ApiError, ErrorDetail};
-use platform::http::{JsonBody, SerdeJson};
+use platform::http::{BodyRules, BoundedBody, JsonBody, SerdeJson, MAX_ID_JSON_BYTES};
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 use std::collections::HashMap;
@@ -19,6 +19,8 @@ pub const MAX_BATCH: usize = 1000;
 
 /// A message to send.
 #[derive(Debug, Clone, Object, serde::Deserialize)]
+#[oai(deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
 pub struct SendMessageRequest {
     /// Group id, or for a personal message the recipient's uid.
     pub channel_id: String,
@@ -50,9 +52,29 @@ pub struct SendMessageResult {
 
 /// Up to 1000 messages.
 #[derive(Debug, Clone, Object, serde::Deserialize)]
+#[oai(deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
 pub struct BatchRequest {
     /// The messages, sent in order per channel.
     pub messages: Vec<SendMessageRequest>,
+}
+
+/// Largest body of one message: its base64 payload (4/3 of the decoded bytes, each `/` maybe
+/// escaped as `\/`) and three ids, with room for the keys.
+fn max_message_bytes(rules: &BodyRules) -> usize {
+    rules.max_payload_bytes.div_ceil(3) * 4 * 2 + 3 * MAX_ID_JSON_BYTES + 256
+}
+
+impl BoundedBody for SendMessageRequest {
+    fn max_body_bytes(rules: &BodyRules) -> usize {
+        max_message_bytes(rules)
+    }
+}
+
+impl BoundedBody for BatchRequest {
+    fn max_body_bytes(rules: &BodyRules) -> usize {
+        MAX_BATCH * (max_message_bytes(rules) + 2) + 64
+    }
 }
 
 /// The result of one batch item: `status` 200 with `result`, or an error status with `error`.

@@ -6,17 +6,25 @@ use crate::service::Outcome;
 use events::{ChannelId, ChannelKey, Event, TenantId, Uid};
 use platform::auth::TenantAuth;
 use platform::error::ApiError;
-use platform::http::JsonBody;
+use platform::http::{BodyRules, BoundedBody, JsonBody};
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 
 /// The new read position.
 #[derive(Debug, Clone, Object, serde::Deserialize)]
+#[oai(deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
 pub struct SetReadRequest {
     /// Read up to and including this message_seq; lower than before marks messages unread;
     /// above the channel's last seq it is capped.
     pub message_seq: u64,
+}
+
+impl BoundedBody for SetReadRequest {
+    fn max_body_bytes(_: &BodyRules) -> usize {
+        1024
+    }
 }
 
 /// The applied read position.

@@ -5,7 +5,7 @@ use super::{id, AppState};
 use events::Uid;
 use platform::auth::TenantAuth;
 use platform::error::ApiError;
-use platform::http::JsonBody;
+use platform::http::{BodyRules, BoundedBody, JsonBody};
 use platform::token::{DeviceFlag, TokenError, DEFAULT_TTL_S, TTL_RANGE_S};
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
@@ -13,11 +13,19 @@ use poem_openapi::{Object, OpenApi};
 
 /// What to mint.
 #[derive(Debug, Clone, Object, serde::Deserialize)]
+#[oai(deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
 pub struct TokenRequest {
     /// 0 app, 1 web, 2 desktop.
     pub device_flag: u8,
     /// Lifetime in seconds, 60–2,592,000 (30 days); default 86,400.
     pub ttl_s: Option<u64>,
+}
+
+impl BoundedBody for TokenRequest {
+    fn max_body_bytes(_: &BodyRules) -> usize {
+        1024
+    }
 }
 
 /// A user token.

@@ -157,7 +157,7 @@ impl ChannelsApi {
         let viewer = optional_uid(&auth.0, uid.0.as_deref())?;
         let after = match cursor.0.as_deref() {
             None => None,
-            Some(c) => Some(parse_uid("cursor", c)?),
+            Some(c) => Some(events::Uid::parse(c).map_err(|_| ApiError::invalid_cursor())?),
         };
         let limit = parse_limit(limit.0, DEFAULT_MEMBERS, MAX_MEMBERS)?;
         self.state.consistent(&READS, min_event_seq.0).await?;

@@ -99,7 +99,7 @@ impl ConversationsApi {
             .as_deref()
             .map(ConversationCursor::decode)
             .transpose()
-            .map_err(|e| ApiError::validation("cursor", e.to_string()))?;
+            .map_err(|_| ApiError::invalid_cursor())?;
         self.state.consistent(&READS, min_event_seq.0).await?;
 
         let (rows, more) = store::conversations::list(

@@ -23,7 +23,6 @@ use base64::Engine as _;
 use events::{ChannelId, ChannelType, Uid};
 use platform::auth::ApiKeys;
 use platform::error::ApiError;
-use platform::http::{render_error, RequestMetrics};
 use poem::{Endpoint, EndpointExt, Route};
 use poem_openapi::{Object, OpenApiService, Tags};
 use std::sync::Arc;
@@ -94,6 +93,7 @@ pub fn app(
     rt: Arc<crate::realtime::Realtime>,
     dev_tenant: Option<events::TenantId>,
 ) -> impl Endpoint {
+    let dev_tokens = dev_tenant.is_some();
     let service = OpenApiService::new(
         (
             messages::MessagesApi {
@@ -119,7 +119,24 @@ pub fn app(
     );
     let spec = service.spec_endpoint();
     let ui = service.swagger_ui();
-    Route::new()
+    let get_only = [poem::http::Method::GET];
+    let routes = platform::edge::Routes::from_openapi(&service.spec())
+        .add("/openapi.json", &get_only)
+        .add("/docs", &get_only)
+        .add("/v1/ws", &get_only)
+        .add("/v1/events", &get_only);
+    let mut route = Route::new();
+    if !dev_tokens {
+        // Off: the route is absent (404 before any body is read), not an operation that
+        // reads the body and then refuses.
+        route = route.at(
+            "/v1/dev/tokens",
+            poem::endpoint::make_sync(|_| {
+                ApiError::not_found("NOT_FOUND", "dev tokens are disabled")
+            }),
+        );
+    }
+    route
         .at("/openapi.json", spec)
         .nest("/docs", ui)
         .at("/v1/ws", poem::get(crate::realtime::ws::handler))
@@ -128,10 +145,7 @@ pub fn app(
         .data(keys)
         .data(rt.tokens.clone())
         .data(rt)
-        .catch_all_error(render_error)
-        .with(RequestMetrics {
-            service: "query_svc",
-        })
+        .with(platform::edge::Edge::new("query_svc", routes))
 }
 
 /// A message as the API shows it to one viewer.

@@ -7,7 +7,7 @@ use crate::realtime::Realtime;
 use events::{TenantId, Uid};
 use platform::auth::CallerAuth;
 use platform::error::ApiError;
-use platform::http::JsonBody;
+use platform::http::{BodyRules, BoundedBody, JsonBody};
 use platform::token::{DeviceFlag, DEFAULT_TTL_S};
 use poem_openapi::param::Query;
 use poem_openapi::payload::{Html, Json};
@@ -40,11 +40,19 @@ pub struct UserOnline {
 
 /// A dev token request.
 #[derive(Debug, Object, serde::Deserialize)]
+#[oai(deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
 pub struct DevTokenRequest {
     /// The user.
     pub uid: String,
     /// 0 app, 1 web (default), 2 desktop.
     pub device_flag: Option<u8>,
+}
+
+impl BoundedBody for DevTokenRequest {
+    fn max_body_bytes(_: &BodyRules) -> usize {
+        platform::http::MAX_ID_JSON_BYTES + 256
+    }
 }
 
 /// A dev token.
