@@ -17,7 +17,8 @@ pub struct Config {
     /// answers 200; default 100000.
     pub ready_max_lag: u64,
     /// `PARLEY_WS_PING_MS` (default 25000), `PARLEY_WS_IDLE_MS` (60000), `PARLEY_WS_QUEUE`
-    /// (1024 frames): WebSocket heartbeat, idle timeout and outbound queue.
+    /// (1024 frames), `PARLEY_WS_SYNC_WAIT_MS` (3000): WebSocket heartbeat, idle timeout,
+    /// outbound queue and how long live frames wait for a new connection's first `sync`.
     pub ws: crate::realtime::WsConfig,
     /// `PARLEY_DEV_TOKENS=1` enables `POST /v1/dev/tokens` for the tenant `PARLEY_DEV_TENANT`
     /// (default `dev`); never in production.
@@ -39,6 +40,7 @@ impl Config {
                 ping: src.millis("ws_ping_ms", 25_000)?,
                 idle: src.millis("ws_idle_ms", 60_000)?,
                 queue: src.parse("ws_queue", 1024usize)?,
+                sync_wait: src.millis("ws_sync_wait_ms", 3000)?,
             },
             dev_tenant: if src.parse("dev_tokens", 0u8)? == 1 {
                 Some(events::TenantId::parse(src.string("dev_tenant", "dev"))?)

@@ -211,6 +211,7 @@ impl TestEnv {
                 ping: Duration::from_secs(25),
                 idle: Duration::from_secs(60),
                 queue: 1024,
+                sync_wait: Duration::from_millis(3000),
             },
             dev_tenant: Some(events::TenantId::parse("acme")?),
         };

@@ -91,6 +91,15 @@ impl Ws {
         Ok(())
     }
 
+    /// Sends a raw text frame (any text, JSON or not).
+    ///
+    /// # Errors
+    /// Transport errors.
+    pub async fn send_text(&mut self, text: String) -> anyhow::Result<()> {
+        self.stream.send(Message::text(text)).await?;
+        Ok(())
+    }
+
     /// The next JSON frame within `wait`; `None` on timeout or close (see [`Ws::closed`]).
     ///
     /// # Errors

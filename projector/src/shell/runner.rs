@@ -465,7 +465,7 @@ async fn serve(p: Projection, ctx: &Context, progressed: &mut bool) -> anyhow::R
                     Err(BatchError::Fenced(..)) => return Ok(()),
                     Err(e) => return Err(e.into()),
                 }
-                if ticks % 5 == 0 {
+                if ticks.is_multiple_of(5) {
                     let _ = parked_gauge(ctx, &applier).await;
                 }
                 continue;

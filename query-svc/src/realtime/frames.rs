@@ -13,6 +13,7 @@ pub const MAX_SYNC_CHANNELS: usize = 10_000;
 
 /// A channel a client holds messages of, and the last `message_seq` it holds.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SyncChannel {
     /// 1 personal, 2 group.
     pub channel_type: u8,
@@ -28,7 +29,7 @@ pub struct SyncChannel {
 /// externally tagged enum), because serde buffers internally tagged content and error paths
 /// would lose the offending field.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientFrame {
     /// Resume: send what the client missed, then `synced`.
     Sync {
@@ -95,21 +96,43 @@ pub enum ClientFrame {
     },
 }
 
+/// A client frame that could not be read: the field to blame, why, and the frame's `ref`
+/// when it had one that could be read (a string of at most [`MAX_REF_BYTES`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadFrame {
+    /// The offending field (`type` for a frame that is not an object with a known `type`).
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+    /// The frame's `ref`, echoed in the `error` frame.
+    pub reference: Option<String>,
+}
+
 impl ClientFrame {
-    /// Parses a text frame; the error names the offending field (`payload`, `channels[2].last_seq`).
+    /// Parses a text frame; the error names the offending field (`payload`,
+    /// `channels[2].last_seq`, an unknown field) and keeps the frame's `ref`.
     ///
     /// # Errors
-    /// `(field, message)` for malformed JSON, an unknown `type` or a bad field.
-    pub fn parse(text: &str) -> Result<Self, (String, String)> {
-        let bad = |m: String| ("type".to_owned(), m);
+    /// [`BadFrame`] for malformed JSON, an unknown or missing `type`, an unknown field or a bad
+    /// value.
+    pub fn parse(text: &str) -> Result<Self, BadFrame> {
+        let bad = |field: &str, m: String, reference: Option<String>| BadFrame {
+            field: field.to_owned(),
+            message: m,
+            reference,
+        };
         let value: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| bad(format!("not JSON: {e}")))?;
+            serde_json::from_str(text).map_err(|e| bad("type", format!("not JSON: {e}"), None))?;
         let serde_json::Value::Object(mut fields) = value else {
-            return Err(bad("a frame is a JSON object".into()));
+            return Err(bad("type", "a frame is a JSON object".into(), None));
+        };
+        let reference = match fields.get("ref") {
+            Some(serde_json::Value::String(r)) if r.len() <= MAX_REF_BYTES => Some(r.clone()),
+            _ => None,
         };
         let kind = match fields.remove("type") {
             Some(serde_json::Value::String(k)) => k,
-            _ => return Err(bad("missing or non-string type".into())),
+            _ => return Err(bad("type", "missing or non-string type".into(), reference)),
         };
         let mut wrapped = serde_json::Map::new();
         wrapped.insert(kind.clone(), serde_json::Value::Object(fields));
@@ -122,11 +145,11 @@ impl ClientFrame {
                     .map(|p| p.trim_start_matches('.'))
                     .unwrap_or("");
                 let field = if inner.is_empty() {
-                    missing_field(&message).unwrap_or("type").to_owned()
+                    named_field(&message).unwrap_or("type").to_owned()
                 } else {
                     inner.to_owned()
                 };
-                (field, message)
+                bad(&field, message, reference.clone())
             })?;
         let reference = match &frame {
             ClientFrame::Sync { reference, .. }
@@ -137,28 +160,47 @@ impl ClientFrame {
             | ClientFrame::Ping { reference } => reference.as_deref(),
         };
         if reference.is_some_and(|r| r.len() > MAX_REF_BYTES) {
-            return Err((
-                "ref".into(),
+            return Err(bad(
+                "ref",
                 format!("ref is longer than {MAX_REF_BYTES} bytes"),
+                None,
             ));
         }
+        let echo = reference.map(str::to_owned);
         match &frame {
-            ClientFrame::PresenceSubscribe { uids, .. } if uids.len() > MAX_PRESENCE_UIDS => {
-                Err(("uids".into(), format!("at most {MAX_PRESENCE_UIDS} uids")))
-            }
-            ClientFrame::Sync { channels, .. } if channels.len() > MAX_SYNC_CHANNELS => Err((
-                "channels".into(),
+            ClientFrame::PresenceSubscribe { uids, .. } if uids.len() > MAX_PRESENCE_UIDS => Err(
+                bad("uids", format!("at most {MAX_PRESENCE_UIDS} uids"), echo),
+            ),
+            ClientFrame::Sync { channels, .. } if channels.len() > MAX_SYNC_CHANNELS => Err(bad(
+                "channels",
                 format!("at most {MAX_SYNC_CHANNELS} channels"),
+                echo,
             )),
             _ => Ok(frame),
         }
     }
 }
 
-/// The field serde names in "missing field `x`".
-fn missing_field(message: &str) -> Option<&str> {
-    let rest = message.strip_prefix("missing field `")?;
-    rest.split('`').next()
+/// The field serde names in "missing field `x`" or "unknown field `x`".
+fn named_field(message: &str) -> Option<&str> {
+    ["missing field `", "unknown field `"]
+        .iter()
+        .find_map(|p| message.strip_prefix(p))
+        .and_then(|rest| rest.split('`').next())
+}
+
+/// A range of a channel's messages a `sync` could not send in order (older than messages the
+/// connection already sent): read it with `GET /v1/channels/{channel_type}/{channel_id}/messages`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Gap<'a> {
+    /// 1 personal, 2 group.
+    pub channel_type: u8,
+    /// The channel as the recipient sees it.
+    pub channel_id: &'a str,
+    /// The first missing `message_seq`.
+    pub from_seq: u64,
+    /// The last missing `message_seq`.
+    pub to_seq: u64,
 }
 
 /// One device of an online user.
@@ -274,10 +316,15 @@ pub enum ServerFrame<'a> {
     },
     /// The catch-up after `sync` is complete.
     Synced {
-        /// Whether everything missed was sent.
+        /// Whether everything missed was sent (false after an `error` ended the catch-up, or
+        /// with `gaps`).
         recovered: bool,
         /// The log position the catch-up covers.
         event_seq: u64,
+        /// Ranges not sent because newer messages of the channel already went out on this
+        /// connection (a late `sync`); omitted when empty.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        gaps: Vec<Gap<'a>>,
     },
     /// A frame was refused.
     Error {
@@ -348,18 +395,43 @@ mod tests {
     fn parse_names_the_field() {
         let ok = ClientFrame::parse(r#"{"type":"ping","ref":"a"}"#).unwrap();
         assert!(matches!(ok, ClientFrame::Ping { reference: Some(r) } if r == "a"));
-        let (field, _) =
-            ClientFrame::parse(r#"{"type":"send","channel_type":1,"channel_id":"b"}"#).unwrap_err();
-        assert_eq!(field, "payload");
-        let (field, _) = ClientFrame::parse(
-            r#"{"type":"sync","channels":[{"channel_type":1,"channel_id":"b","last_seq":-1}]}"#,
+        let e =
+            ClientFrame::parse(r#"{"type":"send","ref":"r1","channel_type":1,"channel_id":"b"}"#)
+                .unwrap_err();
+        assert_eq!(
+            (e.field.as_str(), e.reference.as_deref()),
+            ("payload", Some("r1"))
+        );
+        let e = ClientFrame::parse(
+            r#"{"type":"sync","ref":"r2","channels":[{"channel_type":1,"channel_id":"b","last_seq":-1}]}"#,
         )
         .unwrap_err();
-        assert_eq!(field, "channels[0].last_seq");
-        let (field, _) = ClientFrame::parse(r#"{"type":"nope"}"#).unwrap_err();
-        assert_eq!(field, "type");
-        let (field, _) = ClientFrame::parse("not json").unwrap_err();
-        assert_eq!(field, "type");
+        assert_eq!(
+            (e.field.as_str(), e.reference.as_deref()),
+            ("channels[0].last_seq", Some("r2"))
+        );
+        let e = ClientFrame::parse(r#"{"type":"nope","ref":"r3"}"#).unwrap_err();
+        assert_eq!(
+            (e.field.as_str(), e.reference.as_deref()),
+            ("type", Some("r3"))
+        );
+        let e = ClientFrame::parse(r#"{"ref":"r4","channel_type":1}"#).unwrap_err();
+        assert_eq!(
+            (e.field.as_str(), e.reference.as_deref()),
+            ("type", Some("r4"))
+        );
+        let e = ClientFrame::parse(r#"{"type":"ping","ref":"r5","extra":1}"#).unwrap_err();
+        assert_eq!(
+            (e.field.as_str(), e.reference.as_deref()),
+            ("extra", Some("r5"))
+        );
+        let e = ClientFrame::parse(
+            r#"{"type":"send","channel_type":1,"channel_id":"b","payload":"eA==","client_msg_num":"x"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "client_msg_num");
+        let e = ClientFrame::parse("not json").unwrap_err();
+        assert_eq!((e.field.as_str(), e.reference), ("type", None));
     }
 
     #[test]
@@ -367,6 +439,7 @@ mod tests {
         let f = ServerFrame::Synced {
             recovered: true,
             event_seq: 7,
+            gaps: vec![],
         };
         assert_eq!(
             f.to_json(),

@@ -26,7 +26,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 
 /// One item of a connection's outbound queue.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Out {
     /// A `message` frame: the session drops it if it already sent `message_seq` of `channel`,
     /// and fills the hole first if it skipped some.

@@ -4,15 +4,22 @@
 //!
 //! - [`hub`]: follows the log, keeps group membership exact at its position, fans events out to
 //!   this instance's connections through bounded queues.
-//! - [`session`]: one connection's cursor per channel (gap-free, duplicate-free seam between
-//!   catch-up and live) and the client frames.
+//! - [`seam`]: the pure bookkeeping of a connection's in-order, gap-free, duplicate-free
+//!   stream per channel (held live items, refills, sync plans).
+//! - [`session`]: one connection's catch-up and delivery through the seam, and the client
+//!   frames.
 //! - [`ws`], [`sse`]: the two transports.
+//! - [`catchup`]: the reads behind a catch-up, as futures the connection polls.
+//! - [`commands`]: the client frames that act (`send`, `read`, `typing`, presence).
 //! - [`presence`]: who is online, in a JetStream key-value bucket watched by every instance.
 //! - [`frames`]: the JSON frames.
 
+pub mod catchup;
+pub mod commands;
 pub mod frames;
 pub mod hub;
 pub mod presence;
+pub mod seam;
 pub mod session;
 pub mod sse;
 pub mod ws;
@@ -33,8 +40,12 @@ pub struct WsConfig {
     pub ping: Duration,
     /// A connection that sends nothing for this long is closed (4009).
     pub idle: Duration,
-    /// Outbound queue per connection, in frames.
+    /// Outbound queue per connection, in frames; also the most live frames held while a
+    /// connection waits for or runs its `sync`.
     pub queue: usize,
+    /// How long a new WebSocket connection's live frames are held for its first `sync`
+    /// (`docs/realtime.md`); 0 sends them at once.
+    pub sync_wait: Duration,
 }
 
 /// What the realtime endpoints share.

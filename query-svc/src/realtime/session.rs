@@ -1,29 +1,26 @@
-//! One end user's live connection: the per-channel cursor that makes the seam between catch-up
-//! and live gap-free and duplicate-free, and the client frames (`sync`, `send`, `read`,
-//! `typing`, `presence_subscribe`, `ping`).
+//! One end user's live connection apart from its transport: delivery of live items through the
+//! [`Seam`], a backlog of older messages (a `sync`'s catch-up, hole fills, held items) done one
+//! unit at a time beside the live stream, and the dispatch of client frames.
 //!
-//! The session is transport-neutral: it produces JSON frames through a [`Sink`] (WebSocket or
-//! SSE) and never blocks the hub — the hub only fills its bounded queue.
+//! The session produces JSON frames through a [`Sink`] (WebSocket or SSE) and never waits on
+//! Postgres inside the transport loop: reads are futures the loop polls beside the hub's queue
+//! ([`Session::next_read`] → [`Session::on_read`]), backlog is done by [`Session::step`] while
+//! [`Session::has_work`], and the seam holds live items until the backlog is done. So a long
+//! catch-up or a slow read never fills the hub's queue for this connection.
 
-use super::frames::{error_json, ClientFrame, ServerFrame, SyncChannel};
-use super::hub::{Out, TypingNotice};
+use super::catchup::{self, Read, ReadError};
+use super::commands::{self, CommandFuture};
+use super::frames::{error_json, ClientFrame, Gap, ServerFrame, SyncChannel};
+use super::hub::Out;
+use super::seam::{Held, Phase, Plan, Refill, Seam, Step};
 use super::Realtime;
-use crate::consistency::Projection;
-use crate::store::{self, MessageRow};
+use crate::store::MessageRow;
 use base64::Engine as _;
-use events::subject::CommandVerb;
-use events::{ChannelId, ChannelKey, ChannelType, Uid};
-use platform::error::ErrorDetail;
+use events::{ChannelKey, Uid};
 use platform::token::UserClaims;
-use std::collections::HashMap;
-use std::time::{Duration, Instant};
-
-/// Catch-up page size (messages per query).
-const PAGE: usize = 500;
-/// Longest wait for the read models to reach a log position during catch-up or a hole fill.
-const CATCH_UP_WAIT: Duration = Duration::from_secs(5);
-/// Longest wait for the command service's answer to `send` or `read`.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+use tokio::time::Instant;
 
 /// Why a session ends; each maps to a WebSocket close code (`docs/realtime.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,7 +31,7 @@ pub enum End {
     Shutdown,
     /// The token expired (4001).
     Expired,
-    /// Binary or oversized frame (4002).
+    /// Binary, oversized or unreadable frame (4002).
     Protocol,
     /// The outbound queue overflowed (4008).
     SlowConsumer,
@@ -73,37 +70,166 @@ pub trait Sink: Send {
     ) -> impl std::future::Future<Output = Result<(), End>> + Send;
 }
 
+/// One unit of a connection's backlog, done in order beside the live stream.
+#[derive(Debug)]
+enum Work {
+    /// Read where each channel stands for the `sync` in progress.
+    Plan {
+        listed: HashMap<ChannelKey, u64>,
+        since_event_seq: Option<u64>,
+    },
+    /// Send a page of a channel's messages.
+    Page(PageJob),
+    /// Send the `sync`'s `synced`.
+    Synced,
+    /// Deliver a live item that was held.
+    Item(Out),
+    /// Send the messages of a channel that were remembered instead of held (seam rule 2).
+    Refill(Refill),
+}
+
+/// The messages of `channel` after `after` (up to `upto`), events at most `max_event_seq`.
+/// `fill`: a hole before a live message, whose read first waits for the messages projection
+/// and whose failure closes with 4010; else a `sync`'s catch-up.
+#[derive(Debug)]
+struct PageJob {
+    channel: ChannelKey,
+    after: u64,
+    upto: Option<u64>,
+    max_event_seq: u64,
+    fill: bool,
+}
+
+/// What a read in flight is for.
+enum InFlight {
+    Plan,
+    Page(PageJob),
+}
+
+/// A `sync` in progress.
+#[derive(Debug)]
+struct SyncState {
+    reference: Option<String>,
+    /// The hub's position when it began: the catch-up covers the events up to it.
+    position: u64,
+    gaps: Vec<(ChannelKey, u64, u64)>,
+    /// Why it could not finish, as `(code, message)` of the `error` before `synced`.
+    failed: Option<(&'static str, &'static str)>,
+}
+
 /// A connection's state apart from its transport.
 pub struct Session<'a> {
     rt: &'a Realtime,
     claims: UserClaims,
-    /// Per channel, the last `message_seq` sent on this connection.
-    cursors: HashMap<ChannelKey, u64>,
-    /// Before the first `sync`: per channel, the first `message_seq` sent live (the client may
-    /// resume from below it, and must then get the messages in between, but not these again).
-    first_live: HashMap<ChannelKey, u64>,
-    /// Whether a `sync` has completed.
-    synced: bool,
+    seam: Seam,
+    work: VecDeque<Work>,
+    /// The read in flight and what it is for.
+    read: Option<(catchup::Pending, InFlight)>,
+    sync: Option<SyncState>,
+    /// While holding before the first `sync`: when the hold window ends.
+    hold_until: Option<Instant>,
 }
 
 impl<'a> Session<'a> {
-    /// A session of the token's user.
-    pub fn new(rt: &'a Realtime, claims: UserClaims) -> Self {
+    /// A session of the token's user that holds live items until its first `sync`, for at most
+    /// `hold` (then they go out as they come), keeping at most `capacity` of them.
+    pub fn new(rt: &'a Realtime, claims: UserClaims, hold: Duration, capacity: usize) -> Self {
         Self {
             rt,
             claims,
-            cursors: HashMap::new(),
-            first_live: HashMap::new(),
-            synced: false,
+            seam: Seam::new(capacity),
+            work: VecDeque::new(),
+            read: None,
+            sync: None,
+            hold_until: Some(Instant::now() + hold),
         }
     }
 
-    /// Sends a queued item: `message` frames through the per-channel cursor (drop what was
-    /// sent, fill holes from the read models first), others as they are.
+    /// When the hold window ends, while the session still waits for its first `sync`.
+    pub fn holding_until(&self) -> Option<Instant> {
+        self.hold_until
+            .filter(|_| self.seam.phase() == Phase::Holding)
+    }
+
+    /// Whether [`Session::step`] can make progress now (backlog to send, no read awaited).
+    pub fn has_work(&self) -> bool {
+        self.read.is_none() && (!self.work.is_empty() || self.seam.phase() == Phase::Busy)
+    }
+
+    /// Whether a read is in flight ([`Session::next_read`] resolves with it).
+    pub fn reading(&self) -> bool {
+        self.read.is_some()
+    }
+
+    /// The read in flight; pending forever when there is none. Polling it does not consume
+    /// it: only [`Session::on_read`] does.
+    pub async fn next_read(&mut self) -> Read {
+        match self.read.as_mut() {
+            Some((f, _)) => f.await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Takes a live item off the hub's queue: held while anything older is pending, else
+    /// delivered (a hole before it becomes backlog, so nothing waits on the read models here).
     ///
     /// # Errors
-    /// [`End`] from the sink, or [`End::Resync`] when a hole cannot be filled in time.
-    pub async fn deliver(&mut self, out: Out, sink: &mut impl Sink) -> Result<(), End> {
+    /// [`End`] from the sink; [`End::SlowConsumer`] when the hold overflows.
+    pub async fn live(&mut self, out: Out, sink: &mut impl Sink) -> Result<(), End> {
+        match self.seam.hold(out) {
+            Held::Deliver(out) => {
+                if let Some(fill) = self.hole_before(&out) {
+                    self.seam.pause();
+                    self.work.push_back(fill);
+                    self.work.push_back(Work::Item(out));
+                    return Ok(());
+                }
+                self.send_now(out, sink).await
+            }
+            Held::Kept => Ok(()),
+            Held::Overflow => {
+                metrics::counter!("query_svc_ws_slow_consumer_closes_total").increment(1);
+                Err(End::SlowConsumer)
+            }
+        }
+    }
+
+    /// The hold window passed without a `sync`: the held items go out, then live.
+    pub fn hold_expired(&mut self) {
+        self.hold_until = None;
+        self.seam.pause();
+    }
+
+    /// The hole fill a live `message` needs first, if it skips messages.
+    fn hole_before(&self, out: &Out) -> Option<Work> {
+        let Out::Message {
+            channel,
+            message_seq,
+            event_seq,
+            ..
+        } = out
+        else {
+            return None;
+        };
+        match self.seam.step(channel, *message_seq, *event_seq) {
+            Step::Fill {
+                after,
+                upto,
+                max_event_seq,
+            } => Some(Work::Page(PageJob {
+                channel: (**channel).clone(),
+                after,
+                upto: Some(upto),
+                max_event_seq,
+                fill: true,
+            })),
+            Step::Skip | Step::Send => None,
+        }
+    }
+
+    /// Sends a live item whose channel has no hole: `message` frames the client holds are
+    /// dropped.
+    async fn send_now(&mut self, out: Out, sink: &mut impl Sink) -> Result<(), End> {
         match out {
             Out::Frame {
                 kind,
@@ -116,128 +242,240 @@ impl<'a> Session<'a> {
                 event_seq,
                 frame,
             } => {
-                if let Some(&cursor) = self.cursors.get(&*channel) {
-                    if message_seq <= cursor {
-                        return Ok(());
-                    }
-                    if message_seq > cursor + 1 {
-                        self.fill(&channel, cursor, message_seq - 1, event_seq - 1, sink)
-                            .await?;
-                    }
+                if self.seam.step(&channel, message_seq, event_seq) == Step::Skip {
+                    return Ok(());
                 }
                 sink.send("message", Some(event_seq), frame.to_string())
                     .await?;
-                // The hot path: no key clone when the channel is known.
-                match self.cursors.get_mut(&*channel) {
-                    Some(c) => *c = message_seq,
-                    None => {
-                        self.cursors.insert((*channel).clone(), message_seq);
-                        if !self.synced {
-                            self.first_live.insert((*channel).clone(), message_seq);
-                        }
-                    }
-                }
+                self.seam.sent(&channel, message_seq);
                 Ok(())
             }
         }
     }
 
-    /// Sends the messages of `channel` after `after` up to `upto` (by seq), whose events are at
-    /// most `max_event_seq`, from the read models once they include `max_event_seq`.
-    async fn fill(
-        &mut self,
-        channel: &ChannelKey,
-        after: u64,
-        upto: u64,
-        max_event_seq: u64,
-        sink: &mut impl Sink,
-    ) -> Result<(), End> {
-        metrics::counter!("query_svc_ws_hole_fills_total").increment(1);
-        let state = &self.rt.app;
-        if state
-            .checkpoints
-            .wait_for(
-                &state.pool,
-                &[Projection::Messages],
-                Some(max_event_seq),
-                CATCH_UP_WAIT,
-            )
-            .await
-            .is_err()
-        {
-            return Err(End::Resync);
+    /// Does the next unit of backlog: starts a read, sends `synced`, delivers a held item; with
+    /// no backlog left, takes what the seam held meanwhile, or goes live.
+    ///
+    /// # Errors
+    /// [`End`] from the sink.
+    pub async fn step(&mut self, sink: &mut impl Sink) -> Result<(), End> {
+        if self.read.is_some() {
+            return Ok(());
         }
-        let sent = self
-            .page_out(channel, after, Some(upto), max_event_seq, sink)
-            .await
-            .map_err(|e| match e {
-                PageError::End(end) => end,
-                PageError::Store => End::Resync,
-            })?;
-        if sent < upto {
-            // The read model lacks a message the log has: never skip it silently.
-            tracing::error!(channel = ?channel, after, upto, sent, "hole not fillable");
-            return Err(End::Resync);
+        let Some(work) = self.work.pop_front() else {
+            let (held, refills) = self.seam.take_held();
+            if held.is_empty() && refills.is_empty() {
+                self.seam.resume();
+            }
+            self.work.extend(held.into_iter().map(Work::Item));
+            self.work.extend(refills.into_iter().map(Work::Refill));
+            return Ok(());
+        };
+        let state = self.rt.app.clone();
+        let tenant = self.claims.tenant.clone();
+        match work {
+            Work::Plan {
+                listed,
+                since_event_seq,
+            } => {
+                let position = self.sync.as_ref().map_or(0, |s| s.position);
+                let read = catchup::plan(
+                    state,
+                    tenant,
+                    self.claims.uid.clone(),
+                    listed,
+                    since_event_seq,
+                    position,
+                );
+                self.read = Some((read, InFlight::Plan));
+            }
+            Work::Page(job) => {
+                let read = catchup::page(
+                    state,
+                    tenant,
+                    job.channel.clone(),
+                    job.after,
+                    job.fill.then_some(job.max_event_seq),
+                );
+                self.read = Some((read, InFlight::Page(job)));
+            }
+            Work::Synced => self.synced(sink).await?,
+            Work::Item(out) => match self.hole_before(&out) {
+                Some(fill) => {
+                    self.work.push_front(Work::Item(out));
+                    self.work.push_front(fill);
+                }
+                None => self.send_now(out, sink).await?,
+            },
+            Work::Refill(r) => {
+                let after = self
+                    .seam
+                    .last(&r.channel)
+                    .unwrap_or(r.from.saturating_sub(1));
+                if after < r.upto {
+                    self.work.push_front(Work::Page(PageJob {
+                        channel: r.channel,
+                        after,
+                        upto: Some(r.upto),
+                        max_event_seq: r.max_event_seq,
+                        fill: true,
+                    }));
+                }
+            }
         }
         Ok(())
     }
 
-    /// Pages `channel` from the read models after `after` (up to `upto` if given, and events up
-    /// to `max_event_seq`), sending each message and moving the cursor; returns the last seq
-    /// sent (or `after`).
-    async fn page_out(
-        &mut self,
-        channel: &ChannelKey,
-        after: u64,
-        upto: Option<u64>,
-        max_event_seq: u64,
-        sink: &mut impl Sink,
-    ) -> Result<u64, PageError> {
-        let tenant = self.claims.tenant.as_str().to_owned();
-        let viewer = self.claims.uid.as_str().to_owned();
-        let ct = channel.channel_type().as_u8();
-        let key = channel.storage_key();
-        let seen_as = channel.channel_id_for(&viewer);
-        let mut last = after;
-        loop {
-            let rows = store::realtime::after(
-                &self.rt.app.pool,
-                &tenant,
-                i16::from(ct),
-                &key,
-                to_i64(last),
-                PAGE,
-            )
-            .await
-            .map_err(|e| {
-                tracing::warn!(error = %e, "catch-up read failed");
-                PageError::Store
-            })?;
-            let n = rows.len();
-            for (row, event_seq) in rows {
-                let seq = u64::try_from(row.message_seq).unwrap_or(0);
-                let ev = u64::try_from(event_seq).unwrap_or(0);
-                if upto.is_some_and(|u| seq > u) || ev > max_event_seq {
-                    self.cursors.insert(channel.clone(), last);
-                    return Ok(last);
+    /// Acts on the read [`Session::next_read`] returned.
+    ///
+    /// # Errors
+    /// [`End`] from the sink; [`End::Resync`] when a hole cannot be filled.
+    pub async fn on_read(&mut self, read: Read, sink: &mut impl Sink) -> Result<(), End> {
+        let Some((_, what)) = self.read.take() else {
+            return Ok(());
+        };
+        match (read, what) {
+            (Read::Plan(Ok(starts)), _) => {
+                let mut pages = Vec::new();
+                let position = self.sync.as_ref().map_or(0, |s| s.position);
+                for s in starts {
+                    match self.seam.plan(&s.channel, s.start, s.head) {
+                        Plan::CatchUp { after } => pages.push(Work::Page(PageJob {
+                            channel: s.channel,
+                            after,
+                            upto: None,
+                            max_event_seq: position,
+                            fill: false,
+                        })),
+                        Plan::Gap { from, to } => {
+                            if let Some(sync) = self.sync.as_mut() {
+                                sync.gaps.push((s.channel, from, to));
+                            }
+                        }
+                        Plan::Nothing => {}
+                    }
                 }
-                sink.send("message", Some(ev), message_json(&row, ev, &seen_as, ct))
-                    .await
-                    .map_err(PageError::End)?;
-                last = seq;
+                for page in pages.into_iter().rev() {
+                    self.work.push_front(page);
+                }
+                Ok(())
             }
-            self.cursors.insert(channel.clone(), last);
-            if n < PAGE {
-                return Ok(last);
+            (Read::Plan(Err(e)), _) => {
+                self.sync_failed(e);
+                Ok(())
             }
+            (Read::Page(Ok(rows)), InFlight::Page(job)) => {
+                let PageJob {
+                    channel,
+                    after,
+                    upto,
+                    max_event_seq,
+                    fill,
+                } = job;
+                let full = rows.len() == catchup::PAGE;
+                let viewer = self.claims.uid.as_str().to_owned();
+                let ct = channel.channel_type().as_u8();
+                let seen_as = channel.channel_id_for(&viewer);
+                let mut sent_to = after;
+                let mut reached_end = !full;
+                for (row, ev) in rows {
+                    let seq = u64::try_from(row.message_seq).unwrap_or(0);
+                    if upto.is_some_and(|u| seq > u) || ev > max_event_seq {
+                        reached_end = true;
+                        break;
+                    }
+                    sink.send("message", Some(ev), message_json(&row, ev, &seen_as, ct))
+                        .await?;
+                    self.seam.sent(&channel, seq);
+                    sent_to = seq;
+                }
+                let done = upto.is_some_and(|u| sent_to >= u);
+                if fill && reached_end && !done {
+                    // The read model lacks a message the log has: never skip it silently.
+                    tracing::error!(channel = ?channel, after, upto, sent_to, "hole not fillable");
+                    return Err(End::Resync);
+                }
+                if !reached_end && !done {
+                    self.work.push_front(Work::Page(PageJob {
+                        channel,
+                        after: sent_to,
+                        upto,
+                        max_event_seq,
+                        fill,
+                    }));
+                }
+                Ok(())
+            }
+            (Read::Page(Err(_)), InFlight::Page(PageJob { fill: true, .. })) => Err(End::Resync),
+            (Read::Page(Err(e)), InFlight::Page(_)) => {
+                self.sync_failed(e);
+                Ok(())
+            }
+            (Read::Page(_), InFlight::Plan) => Ok(()),
         }
+    }
+
+    /// The `sync` in progress cannot finish: its remaining catch-up is dropped and its
+    /// `synced` follows an `error`.
+    fn sync_failed(&mut self, e: ReadError) {
+        if let Some(sync) = self.sync.as_mut() {
+            sync.failed = Some(match e {
+                ReadError::Lagging => (
+                    "PROJECTION_LAGGING",
+                    "the read models are behind the log; sync again shortly",
+                ),
+                ReadError::Store => ("DATABASE_UNAVAILABLE", "sync failed"),
+            });
+        }
+        self.work
+            .retain(|w| !matches!(w, Work::Page(PageJob { fill: false, .. })));
+    }
+
+    /// Sends `synced` for the `sync` in progress (after an `error` if it failed): `recovered`
+    /// only when complete and without gaps.
+    async fn synced(&mut self, sink: &mut impl Sink) -> Result<(), End> {
+        let Some(sync) = self.sync.take() else {
+            return Ok(());
+        };
+        if let Some((code, message)) = sync.failed {
+            let json = error_json(sync.reference.as_deref(), code, message, None);
+            sink.send("error", None, json).await?;
+        }
+        let viewer = self.claims.uid.as_str();
+        let gaps: Vec<(u8, String, u64, u64)> = sync
+            .gaps
+            .iter()
+            .map(|(c, from, to)| {
+                (
+                    c.channel_type().as_u8(),
+                    c.channel_id_for(viewer),
+                    *from,
+                    *to,
+                )
+            })
+            .collect();
+        let json = ServerFrame::Synced {
+            recovered: sync.failed.is_none() && gaps.is_empty(),
+            event_seq: sync.position,
+            gaps: gaps
+                .iter()
+                .map(|(channel_type, channel_id, from_seq, to_seq)| Gap {
+                    channel_type: *channel_type,
+                    channel_id,
+                    from_seq: *from_seq,
+                    to_seq: *to_seq,
+                })
+                .collect(),
+        }
+        .to_json();
+        sink.send("synced", Some(sync.position), json).await
     }
 
     /// Handles one text frame from the client; slow commands (`send`, `read`) are returned as
     /// futures producing their answer, so the connection keeps delivering meanwhile.
     ///
     /// # Errors
-    /// [`End`] from the sink during a catch-up.
+    /// [`End`] from the sink.
     pub async fn on_text(
         &mut self,
         text: &str,
@@ -245,19 +483,25 @@ impl<'a> Session<'a> {
     ) -> Result<Option<CommandFuture>, End> {
         let frame = match ClientFrame::parse(text) {
             Ok(f) => f,
-            Err((field, message)) => {
-                let json = error_json(None, "VALIDATION_ERROR", &message, Some(&field));
+            Err(bad) => {
+                let json = error_json(
+                    bad.reference.as_deref(),
+                    "VALIDATION_ERROR",
+                    &bad.message,
+                    Some(&bad.field),
+                );
                 sink.send("error", None, json).await?;
                 return Ok(None);
             }
         };
+        let rt = self.rt;
         match frame {
             ClientFrame::Sync {
                 reference,
                 channels,
                 since_event_seq,
             } => {
-                self.sync(reference.as_deref(), channels, since_event_seq, sink)
+                self.begin_sync(reference, channels, since_event_seq, sink)
                     .await?;
                 Ok(None)
             }
@@ -267,7 +511,9 @@ impl<'a> Session<'a> {
                 channel_id,
                 payload,
                 client_msg_no,
-            } => Ok(Some(self.send_command(
+            } => Ok(Some(commands::send(
+                rt,
+                &self.claims,
                 reference,
                 platform::rpc::SendMessage {
                     from_uid: self.claims.uid.as_str().to_owned(),
@@ -282,7 +528,9 @@ impl<'a> Session<'a> {
                 channel_type,
                 channel_id,
                 message_seq,
-            } => Ok(Some(self.read_command(
+            } => Ok(Some(commands::read(
+                rt,
+                &self.claims,
                 reference,
                 platform::rpc::SetRead {
                     uid: self.claims.uid.as_str().to_owned(),
@@ -296,7 +544,9 @@ impl<'a> Session<'a> {
                 channel_type,
                 channel_id,
             } => {
-                if let Err((code, field, message)) = self.typing(channel_type, &channel_id).await {
+                if let Err((code, field, message)) =
+                    commands::typing(rt, &self.claims, channel_type, &channel_id).await
+                {
                     let json = error_json(reference.as_deref(), code, &message, field);
                     sink.send("error", None, json).await?;
                 }
@@ -319,7 +569,7 @@ impl<'a> Session<'a> {
                         }
                     }
                 }
-                Ok(Some(self.follow_presence(parsed)))
+                Ok(Some(commands::follow_presence(rt, &self.claims, parsed)))
             }
             ClientFrame::Ping { reference } => {
                 let json = ServerFrame::Pong {
@@ -332,330 +582,57 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// Resume: everything the client missed, from the read models up to the hub's position,
-    /// then `synced`; the live queue (everything after registration) takes over through
-    /// [`Session::deliver`].
-    async fn sync(
+    /// Starts a resume: the plan (a read), the catch-up pages and `synced` become backlog,
+    /// done by [`Session::step`] and [`Session::on_read`] beside the live stream, which the
+    /// seam holds meanwhile.
+    async fn begin_sync(
         &mut self,
-        reference: Option<&str>,
+        reference: Option<String>,
         channels: Vec<SyncChannel>,
         since_event_seq: Option<u64>,
         sink: &mut impl Sink,
     ) -> Result<(), End> {
-        let position = self.rt.hub.position();
-        let state = &self.rt.app;
-        let waited = state
-            .checkpoints
-            .wait_for(
-                &state.pool,
-                &[
-                    Projection::Messages,
-                    Projection::Channels,
-                    Projection::Conversations,
-                ],
-                Some(position),
-                CATCH_UP_WAIT,
-            )
-            .await;
-        if waited.is_err() {
-            let message = "the read models are behind the log; sync again shortly";
-            return self
-                .unrecovered(reference, "PROJECTION_LAGGING", message, position, sink)
-                .await;
+        if self.sync.is_some() {
+            let json = error_json(
+                reference.as_deref(),
+                "SYNC_IN_PROGRESS",
+                "a sync is already running on this connection; wait for its synced",
+                None,
+            );
+            return sink.send("error", None, json).await;
         }
         let mut listed: HashMap<ChannelKey, u64> = HashMap::new();
         for (i, c) in channels.iter().enumerate() {
-            match self.channel_key(c.channel_type, &c.channel_id) {
+            match commands::channel_key(&self.claims.uid, c.channel_type, &c.channel_id) {
                 Ok(key) => {
                     listed.insert(key, c.last_seq);
                 }
                 Err((_, _, message)) => {
                     let field = format!("channels[{i}]");
-                    let json = error_json(reference, "VALIDATION_ERROR", &message, Some(&field));
+                    let json = error_json(
+                        reference.as_deref(),
+                        "VALIDATION_ERROR",
+                        &message,
+                        Some(&field),
+                    );
                     sink.send("error", None, json).await?;
                 }
             }
         }
-        let tenant = self.claims.tenant.as_str().to_owned();
-        let uid = self.claims.uid.as_str().to_owned();
-        let Ok(mine) = store::realtime::user_channels(&state.pool, &tenant, &uid).await else {
-            return self.sync_failed(reference, position, sink).await;
-        };
-        // Only the user's own channels: a listed channel it is not in is ignored.
-        let mut starts: Vec<CatchUp> = Vec::new();
-        let mut fills: Vec<(ChannelKey, u64, u64, u64)> = Vec::new();
-        for ch in mine {
-            let Ok(ct) = u8::try_from(ch.channel_type)
-                .map_err(|_| String::new())
-                .and_then(ChannelType::try_from)
-            else {
-                continue;
-            };
-            let Ok(key) = ChannelKey::from_storage(ct, &ch.channel_key) else {
-                continue;
-            };
-            let start = if let Some(&last) = listed.get(&key) {
-                last
-            } else if let Some(since) = since_event_seq {
-                if u64::try_from(ch.last_event_seq).unwrap_or(0) <= since || ch.last_msg_seq == 0 {
-                    continue;
-                }
-                match store::realtime::seq_at_event(
-                    &state.pool,
-                    &tenant,
-                    ch.channel_type,
-                    &ch.channel_key,
-                    ch.last_msg_seq,
-                    to_i64(since),
-                )
-                .await
-                {
-                    Ok(s) => u64::try_from(s).unwrap_or(0),
-                    Err(_) => {
-                        return self.sync_failed(reference, position, sink).await;
-                    }
-                }
-            } else {
-                continue;
-            };
-            if let (Some(&first), Some(&cursor)) =
-                (self.first_live.get(&key), self.cursors.get(&key))
-            {
-                // Messages first..=cursor already went out live on this connection: send only
-                // what lies between the client's position and them.
-                if start + 1 < first {
-                    fills.push((key, start, first - 1, cursor));
-                }
-                continue;
-            }
-            if u64::try_from(ch.last_msg_seq).unwrap_or(0) > start {
-                starts.push((key, start, None));
-            } else {
-                self.cursors.entry(key).or_insert(start);
-            }
-        }
-        let fills = fills
-            .into_iter()
-            .map(|(key, start, upto, cursor)| (key, start, Some((upto, cursor))));
-        for (key, start, fill) in starts.into_iter().chain(fills) {
-            let upto = fill.map(|(u, _)| u);
-            let paged = self.page_out(&key, start, upto, position, sink).await;
-            if let Some((_, cursor)) = fill {
-                self.cursors.insert(key.clone(), cursor);
-            }
-            match paged {
-                Ok(_) => {}
-                Err(PageError::End(e)) => return Err(e),
-                Err(PageError::Store) => {
-                    return self.sync_failed(reference, position, sink).await;
-                }
-            }
-        }
-        self.synced = true;
-        self.first_live.clear();
-        self.synced(true, position, sink).await
-    }
-
-    /// Ends a `sync` that could not recover everything: `error` with `code`, then
-    /// `synced {recovered: false}`.
-    async fn unrecovered(
-        &mut self,
-        reference: Option<&str>,
-        code: &str,
-        message: &str,
-        position: u64,
-        sink: &mut impl Sink,
-    ) -> Result<(), End> {
-        sink.send("error", None, error_json(reference, code, message, None))
-            .await?;
-        self.synced(false, position, sink).await
-    }
-
-    /// [`Session::unrecovered`] for a failed read-model query.
-    async fn sync_failed(
-        &mut self,
-        reference: Option<&str>,
-        position: u64,
-        sink: &mut impl Sink,
-    ) -> Result<(), End> {
-        self.unrecovered(
+        self.hold_until = None;
+        self.seam.pause();
+        self.sync = Some(SyncState {
             reference,
-            "DATABASE_UNAVAILABLE",
-            "sync failed",
-            position,
-            sink,
-        )
-        .await
-    }
-
-    async fn synced(
-        &mut self,
-        recovered: bool,
-        position: u64,
-        sink: &mut impl Sink,
-    ) -> Result<(), End> {
-        let json = ServerFrame::Synced {
-            recovered,
-            event_seq: position,
-        }
-        .to_json();
-        sink.send("synced", Some(position), json).await
-    }
-
-    /// The channel a client names, as the user sees it.
-    fn channel_key(
-        &self,
-        channel_type: u8,
-        channel_id: &str,
-    ) -> Result<ChannelKey, (&'static str, Option<&'static str>, String)> {
-        let ct = ChannelType::try_from(channel_type)
-            .map_err(|e| ("VALIDATION_ERROR", Some("channel_type"), e))?;
-        let id = ChannelId::parse(channel_id).map_err(|e| {
-            (
-                "VALIDATION_ERROR",
-                Some("channel_id"),
-                format!("channel_id {e}"),
-            )
-        })?;
-        Ok(ChannelKey::for_viewer(&self.claims.uid, ct, &id))
-    }
-
-    async fn typing(
-        &mut self,
-        channel_type: u8,
-        channel_id: &str,
-    ) -> Result<(), (&'static str, Option<&'static str>, String)> {
-        let key = self.channel_key(channel_type, channel_id)?;
-        if !self
-            .rt
-            .typing
-            .allow(&self.claims.tenant, &self.claims.uid, key, Instant::now())
-        {
-            metrics::counter!("query_svc_typing_rate_limited_total").increment(1);
-            return Err((
-                "RATE_LIMITED",
-                None,
-                "typing: at most one per channel per second, five per second per user".into(),
-            ));
-        }
-        let notice = TypingNotice {
-            uid: self.claims.uid.as_str().to_owned(),
-            channel_type,
-            channel_id: channel_id.to_owned(),
-        };
-        let subject = self.rt.subjects.typing(&self.claims.tenant);
-        let body = serde_json::to_vec(&notice).unwrap_or_default();
-        if self.rt.nats.publish(subject, body.into()).await.is_err() {
-            return Err(("NATS_UNAVAILABLE", None, "typing not sent".into()));
-        }
+            position: self.rt.hub.position(),
+            gaps: Vec::new(),
+            failed: None,
+        });
+        self.work.push_back(Work::Plan {
+            listed,
+            since_event_seq,
+        });
+        self.work.push_back(Work::Synced);
         Ok(())
-    }
-
-    fn follow_presence(&self, uids: Vec<Uid>) -> CommandFuture {
-        let current = self.rt.presence.online(&self.claims.tenant, &uids);
-        CommandFuture::Follow { uids, current }
-    }
-
-    fn send_command(
-        &self,
-        reference: Option<String>,
-        cmd: platform::rpc::SendMessage,
-    ) -> CommandFuture {
-        let subject = self
-            .rt
-            .subjects
-            .command(&self.claims.tenant, CommandVerb::Send);
-        let nats = self.rt.nats.clone();
-        CommandFuture::Pending(Box::pin(async move {
-            let body = serde_json::to_vec(&cmd).unwrap_or_default();
-            match request::<platform::rpc::Sent>(&nats, subject, body).await {
-                Ok(s) => ServerFrame::SendAck {
-                    reference: reference.as_deref(),
-                    client_msg_no: s.client_msg_no.as_deref(),
-                    message_id: &s.message_id,
-                    message_seq: s.message_seq,
-                    event_seq: s.event_seq,
-                }
-                .to_json(),
-                Err(e) => ServerFrame::Error {
-                    reference: reference.as_deref(),
-                    error: &e,
-                }
-                .to_json(),
-            }
-        }))
-    }
-
-    fn read_command(
-        &self,
-        reference: Option<String>,
-        cmd: platform::rpc::SetRead,
-    ) -> CommandFuture {
-        let subject = self
-            .rt
-            .subjects
-            .command(&self.claims.tenant, CommandVerb::Read);
-        let nats = self.rt.nats.clone();
-        CommandFuture::Pending(Box::pin(async move {
-            let body = serde_json::to_vec(&cmd).unwrap_or_default();
-            match request::<platform::rpc::ReadSet>(&nats, subject, body).await {
-                // Success shows as the `read` event frame on all the user's devices.
-                Ok(_) => String::new(),
-                Err(e) => ServerFrame::Error {
-                    reference: reference.as_deref(),
-                    error: &e,
-                }
-                .to_json(),
-            }
-        }))
-    }
-}
-
-/// A client frame's slow part.
-pub enum CommandFuture {
-    /// A command in flight; resolves to the answer frame's JSON (empty: no answer).
-    Pending(futures::future::BoxFuture<'static, String>),
-    /// Follow these users' presence, starting from their current state.
-    Follow {
-        /// The users.
-        uids: Vec<Uid>,
-        /// Their state now.
-        current: Vec<super::hub::PresenceState>,
-    },
-}
-
-/// One channel's catch-up: the channel, the seq to start after, and for a hole below the first
-/// live frame, `(last seq to send, cursor to restore)`.
-type CatchUp = (ChannelKey, u64, Option<(u64, u64)>);
-
-enum PageError {
-    End(End),
-    Store,
-}
-
-/// A command over NATS request/reply to the command service.
-async fn request<T: serde::de::DeserializeOwned>(
-    nats: &async_nats::Client,
-    subject: String,
-    body: Vec<u8>,
-) -> Result<T, ErrorDetail> {
-    let unavailable = |m: &str| ErrorDetail {
-        code: "COMMAND_SERVICE_UNAVAILABLE".into(),
-        message: m.into(),
-        field: None,
-    };
-    let reply = tokio::time::timeout(COMMAND_TIMEOUT, nats.request(subject, body.into()))
-        .await
-        .map_err(|_| unavailable("the command service did not answer in time"))?
-        .map_err(|e| unavailable(&format!("the command service is unreachable: {e}")))?;
-    match serde_json::from_slice::<platform::rpc::Reply<T>>(&reply.payload) {
-        Ok(platform::rpc::Reply::Ok { ok }) => Ok(ok),
-        Ok(platform::rpc::Reply::Err { error, .. }) => Err(error),
-        Err(e) => Err(ErrorDetail {
-            code: "INTERNAL".into(),
-            message: format!("unreadable command reply: {e}"),
-            field: None,
-        }),
     }
 }
 
@@ -673,8 +650,4 @@ fn message_json(row: &MessageRow, event_seq: u64, channel_id: &str, channel_type
         payload: &payload,
     }
     .to_json()
-}
-
-fn to_i64(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
 }

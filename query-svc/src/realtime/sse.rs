@@ -86,7 +86,8 @@ async fn run(
         return;
     };
     let mut sink = SseSink { tx, live: false };
-    let mut session = Session::new(&rt, claims.clone());
+    // The resume is known at connect (`Last-Event-ID`), so nothing waits for a `sync` frame.
+    let mut session = Session::new(&rt, claims.clone(), Duration::ZERO, rt.config.queue);
     let sync = serde_json::json!({"type": "sync", "since_event_seq": since}).to_string();
     let started = session.on_text(&sync, &mut sink).await;
     let expiry = tokio::time::sleep(super::until(claims.expires_at_s));
@@ -100,8 +101,15 @@ async fn run(
                 () = &mut stop => break End::Shutdown,
                 () = &mut expiry => break End::Expired,
                 () = sink.tx.closed() => break End::Gone,
+                read = session.next_read(), if session.reading() => {
+                    if let Err(e) = session.on_read(read, &mut sink).await { break e; }
+                }
+                () = std::future::ready(()), if session.has_work() => {
+                    if let Err(e) = super::ws::drain(&mut reg, &mut session, &mut sink).await { break e; }
+                    if let Err(e) = session.step(&mut sink).await { break e; }
+                }
                 out = reg.rx.recv() => match out {
-                    Some(out) => if let Err(e) = session.deliver(out, &mut sink).await { break e; },
+                    Some(out) => if let Err(e) = session.live(out, &mut sink).await { break e; },
                     None if reg.overflowed.load(Ordering::Acquire) => break End::SlowConsumer,
                     None => break End::Shutdown,
                 },

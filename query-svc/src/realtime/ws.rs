@@ -1,6 +1,7 @@
 //! `GET /v1/ws`: the WebSocket transport of a [`Session`].
 
-use super::session::{CommandFuture, End, Session, Sink};
+use super::commands::CommandFuture;
+use super::session::{End, Session, Sink};
 use super::Realtime;
 use futures::stream::{FuturesUnordered, SplitSink};
 use futures::{SinkExt, StreamExt};
@@ -31,12 +32,13 @@ pub async fn handler(req: &Request, ws: WebSocket, rt: Data<&Arc<Realtime>>) -> 
     };
     let rt = Arc::clone(&rt);
     // Small read buffers: most connections idle, and tungstenite allocates the buffer up
-    // front (its 128 KiB default would dominate per-connection memory).
+    // front (its 128 KiB default would dominate per-connection memory). A frame over the
+    // limit is refused from its header, before its payload is read, and closes with 4002.
     let config = WebSocketConfig::default()
         .read_buffer_size(4096)
         .write_buffer_size(0)
-        .max_message_size(Some(MAX_FRAME_BYTES * 4))
-        .max_frame_size(Some(MAX_FRAME_BYTES * 4));
+        .max_message_size(Some(MAX_FRAME_BYTES))
+        .max_frame_size(Some(MAX_FRAME_BYTES));
     ws.config(config)
         .on_upgrade(move |socket| run(rt, claims, socket))
         .into_response()
@@ -59,6 +61,33 @@ impl Sink for WsSink {
     }
 }
 
+/// Moves everything the hub has queued for this connection into the session (which holds it
+/// while backlog is pending).
+///
+/// # Errors
+/// [`End`] from the session.
+pub(super) async fn drain(
+    reg: &mut super::hub::Registration,
+    session: &mut Session<'_>,
+    sink: &mut impl Sink,
+) -> Result<(), End> {
+    while let Ok(out) = reg.rx.try_recv() {
+        session.live(out, sink).await?;
+    }
+    Ok(())
+}
+
+/// What a read error from the socket means: an I/O failure is the client gone; anything the
+/// WebSocket layer refused (a frame over the size limit, invalid UTF-8, a protocol violation;
+/// poem reports those as `ErrorKind::Other`) is the client's protocol error (4002).
+fn read_error(e: &std::io::Error) -> End {
+    if e.kind() == std::io::ErrorKind::Other {
+        End::Protocol
+    } else {
+        End::Gone
+    }
+}
+
 async fn run(rt: Arc<Realtime>, claims: platform::token::UserClaims, socket: WebSocketStream) {
     let (sink, mut stream) = socket.split();
     let mut sink = WsSink(sink);
@@ -74,54 +103,73 @@ async fn run(rt: Arc<Realtime>, claims: platform::token::UserClaims, socket: Web
     let device = claims.device_flag.as_u8();
     rt.presence.connected(&claims.tenant, &claims.uid, device);
     metrics::counter!("query_svc_ws_sessions_total").increment(1);
-    let mut session = Session::new(&rt, claims.clone());
+    let mut session = Session::new(&rt, claims.clone(), rt.config.sync_wait, rt.config.queue);
     let mut pending = FuturesUnordered::new();
     let mut ping = tokio::time::interval(rt.config.ping);
     ping.tick().await;
-    let mut last_in = Instant::now();
+    // Closed exactly at the idle bound after the last frame received (pongs count).
+    let idle = tokio::time::sleep(rt.config.idle);
+    let hold = tokio::time::sleep_until(
+        session
+            .holding_until()
+            .unwrap_or_else(|| Instant::now() + rt.config.sync_wait),
+    );
     let expiry = tokio::time::sleep(super::until(claims.expires_at_s));
     let stop = rt.stop.clone().wait();
-    tokio::pin!(expiry, stop);
+    tokio::pin!(expiry, stop, idle, hold);
     let end = loop {
         tokio::select! {
             biased;
             () = &mut stop => break End::Shutdown,
             () = &mut expiry => break End::Expired,
-            msg = stream.next() => match msg {
-                Some(Ok(Message::Text(text))) => {
-                    last_in = Instant::now();
-                    if text.len() > MAX_FRAME_BYTES {
-                        break End::Protocol;
-                    }
-                    match session.on_text(&text, &mut sink).await {
-                        Ok(Some(CommandFuture::Pending(f))) if pending.len() < MAX_IN_FLIGHT => pending.push(f),
-                        Ok(Some(CommandFuture::Pending(_))) => {
-                            let json = super::frames::error_json(None, "TOO_MANY_IN_FLIGHT", "wait for answers before sending more", None);
-                            if let Err(e) = sink.send("error", None, json).await { break e; }
-                        }
-                        Ok(Some(CommandFuture::Follow { uids, current })) => rt.hub.follow_presence(reg.id, uids, current),
-                        Ok(None) => {}
-                        Err(e) => break e,
-                    }
+            () = &mut idle => break End::Idle,
+            msg = stream.next() => {
+                if matches!(msg, Some(Ok(_))) {
+                    idle.as_mut().reset(Instant::now() + rt.config.idle);
                 }
-                Some(Ok(Message::Binary(_))) => break End::Protocol,
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => last_in = Instant::now(),
-                Some(Ok(Message::Close(_)) | Err(_)) | None => break End::Gone,
-            },
-            out = reg.rx.recv() => match out {
-                Some(out) => if let Err(e) = session.deliver(out, &mut sink).await { break e; },
-                None if reg.overflowed.load(Ordering::Acquire) => break End::SlowConsumer,
-                None => break End::Shutdown,
+                match msg {
+                    Some(Ok(Message::Text(text))) => {
+                        if text.len() > MAX_FRAME_BYTES {
+                            break End::Protocol;
+                        }
+                        match session.on_text(&text, &mut sink).await {
+                            Ok(Some(CommandFuture::Pending(f))) if pending.len() < MAX_IN_FLIGHT => pending.push(f),
+                            Ok(Some(CommandFuture::Pending(_))) => {
+                                let json = super::frames::error_json(None, "TOO_MANY_IN_FLIGHT", "wait for answers before sending more", None);
+                                if let Err(e) = sink.send("error", None, json).await { break e; }
+                            }
+                            Ok(Some(CommandFuture::Follow { uids, current })) => rt.hub.follow_presence(reg.id, uids, current),
+                            Ok(None) => {}
+                            Err(e) => break e,
+                        }
+                    }
+                    Some(Ok(Message::Binary(_))) => break End::Protocol,
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Err(e)) => break read_error(&e),
+                    Some(Ok(Message::Close(_))) | None => break End::Gone,
+                }
             },
             Some(answer) = pending.next(), if !pending.is_empty() => {
                 if !answer.is_empty() {
                     if let Err(e) = sink.send("answer", None, answer).await { break e; }
                 }
             }
+            read = session.next_read(), if session.reading() => {
+                if let Err(e) = session.on_read(read, &mut sink).await { break e; }
+            }
+            () = std::future::ready(()), if session.has_work() => {
+                // Take what the hub queued first (the seam holds it), so backlog never fills
+                // the hub's queue; then one unit of backlog.
+                if let Err(e) = drain(&mut reg, &mut session, &mut sink).await { break e; }
+                if let Err(e) = session.step(&mut sink).await { break e; }
+            }
+            out = reg.rx.recv() => match out {
+                Some(out) => if let Err(e) = session.live(out, &mut sink).await { break e; },
+                None if reg.overflowed.load(Ordering::Acquire) => break End::SlowConsumer,
+                None => break End::Shutdown,
+            },
+            () = &mut hold, if session.holding_until().is_some() => session.hold_expired(),
             _ = ping.tick() => {
-                if last_in.elapsed() > rt.config.idle {
-                    break End::Idle;
-                }
                 let ping = tokio::time::timeout(WRITE_TIMEOUT, sink.0.send(Message::Ping(Vec::new()))).await;
                 if !matches!(ping, Ok(Ok(()))) {
                     break End::Gone;

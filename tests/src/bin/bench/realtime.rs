@@ -87,16 +87,22 @@ fn parley_sent_us(text: &str) -> Option<u64> {
     digits.parse::<u64>().ok().map(|ms| ms * 1000)
 }
 
+/// What a Parley client sends first: a `sync` with nothing to resume.
+const SYNC: &str = r#"{"type":"sync"}"#;
+
 /// The bare frame: `<send µs> <padding>`.
 fn bare_sent_us(text: &str) -> Option<u64> {
     text.split(' ').next()?.parse().ok()
 }
 
-/// Connects `uids` to `url(uid)`, 64 at a time, each with a reader recording into `sink`.
+/// Connects `uids` to `url(uid)`, 64 at a time, each with a reader recording into `sink`;
+/// with `hello`, sends it first (Parley clients send `sync`, which starts live delivery at
+/// once instead of after the hold window).
 async fn connect_all(
     urls: Vec<String>,
     sink: Arc<Sink>,
     parse: fn(&str) -> Option<u64>,
+    hello: Option<&'static str>,
     tasks: &mut tokio::task::JoinSet<()>,
 ) -> anyhow::Result<()> {
     let streams = futures::stream::iter(urls)
@@ -111,6 +117,9 @@ async fn connect_all(
         .await;
     for s in streams {
         let mut s = s?;
+        if let Some(hello) = hello {
+            futures::SinkExt::send(&mut s, Message::Text(hello.into())).await?;
+        }
         let sink = sink.clone();
         tasks.spawn(async move {
             while let Some(Ok(msg)) = s.next().await {
@@ -308,7 +317,7 @@ async fn s7(svc: &Services, report: &mut Report) -> anyhow::Result<()> {
     let urls = (0..USERS)
         .map(|i| svc.ws_url(&format!("v{i}")))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    connect_all(urls, sink, parley_sent_us, &mut readers).await?;
+    connect_all(urls, sink, parley_sent_us, Some(SYNC), &mut readers).await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let after = rss_kib(pid)?;
     let per_conn = (after.saturating_sub(before)) as f64 * 1024.0 / USERS as f64;
@@ -351,11 +360,18 @@ async fn s2_s6(bench: &Bench, svc: &Services, report: &mut Report) -> anyhow::Re
     let urls = (0..USERS)
         .map(|i| svc.ws_url(&format!("u{i}")))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    connect_all(urls, parley.clone(), parley_sent_us, &mut readers).await?;
+    connect_all(
+        urls,
+        parley.clone(),
+        parley_sent_us,
+        Some(SYNC),
+        &mut readers,
+    )
+    .await?;
     let (bare_url, bare_tx, bare_task) = bare_server().await?;
     let bare = Arc::new(Sink::default());
     let bare_urls = (0..USERS).map(|i| format!("{bare_url}/{i}")).collect();
-    connect_all(bare_urls, bare.clone(), bare_sent_us, &mut readers).await?;
+    connect_all(bare_urls, bare.clone(), bare_sent_us, None, &mut readers).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     // S2 load: every 10 ms, 10 personal sends and 1 group send.

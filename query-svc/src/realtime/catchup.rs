@@ -1,0 +1,190 @@
+//! The reads behind a connection's catch-up, as owned futures: the connection polls them beside
+//! its live stream (they never hold its loop), and acts on their results when they are ready.
+//!
+//! - [`plan`]: a `sync`'s starting point per channel of the user (after waiting for the read
+//!   models to reach the hub's position).
+//! - [`page`]: one page of a channel's history from the read models, with each message's
+//!   `event_seq` (after waiting, for a hole fill, until the messages projection has the
+//!   missing events).
+
+use crate::api::AppState;
+use crate::consistency::Projection;
+use crate::store::{self, MessageRow};
+use events::{ChannelKey, ChannelType, TenantId, Uid};
+use futures::future::BoxFuture;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Catch-up page size (messages per query).
+pub const PAGE: usize = 500;
+/// Longest wait for the read models to reach a log position during catch-up or a hole fill.
+pub const CATCH_UP_WAIT: Duration = Duration::from_secs(5);
+
+/// Why a read gave nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadError {
+    /// The read models did not reach the position in [`CATCH_UP_WAIT`].
+    Lagging,
+    /// Postgres failed.
+    Store,
+}
+
+/// One of the user's channels to consider in a `sync`: where the client stands (`start`) and
+/// the channel's newest `message_seq` (`head`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelStart {
+    /// The channel.
+    pub channel: ChannelKey,
+    /// The last seq the client holds.
+    pub start: u64,
+    /// The channel's newest seq.
+    pub head: u64,
+}
+
+/// A finished read.
+pub enum Read {
+    /// The result of [`plan`].
+    Plan(Result<Vec<ChannelStart>, ReadError>),
+    /// The result of [`page`]: rows with their `event_seq`.
+    Page(Result<Vec<(MessageRow, u64)>, ReadError>),
+}
+
+/// A read in flight.
+pub type Pending = BoxFuture<'static, Read>;
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// The starting point of each of `uid`'s channels for a `sync` covering the log up to
+/// `position`: the `listed` last seqs, else (with `since_event_seq`) the last message at or
+/// before that event; channels neither listed nor changed since are left out, and so is a
+/// listed channel the user is not in.
+pub fn plan(
+    state: Arc<AppState>,
+    tenant: TenantId,
+    uid: Uid,
+    listed: HashMap<ChannelKey, u64>,
+    since_event_seq: Option<u64>,
+    position: u64,
+) -> Pending {
+    Box::pin(async move {
+        let all = [
+            Projection::Messages,
+            Projection::Channels,
+            Projection::Conversations,
+        ];
+        let reached = state
+            .checkpoints
+            .wait_for(&state.pool, &all, Some(position), CATCH_UP_WAIT)
+            .await;
+        if reached.is_err() {
+            return Read::Plan(Err(ReadError::Lagging));
+        }
+        Read::Plan(
+            starts(
+                &state,
+                tenant.as_str(),
+                uid.as_str(),
+                &listed,
+                since_event_seq,
+            )
+            .await,
+        )
+    })
+}
+
+async fn starts(
+    state: &AppState,
+    tenant: &str,
+    uid: &str,
+    listed: &HashMap<ChannelKey, u64>,
+    since_event_seq: Option<u64>,
+) -> Result<Vec<ChannelStart>, ReadError> {
+    let mine = store::realtime::user_channels(&state.pool, tenant, uid)
+        .await
+        .map_err(|_| ReadError::Store)?;
+    let mut out = Vec::new();
+    for ch in mine {
+        let Some(channel) = u8::try_from(ch.channel_type)
+            .ok()
+            .and_then(|t| ChannelType::try_from(t).ok())
+            .and_then(|t| ChannelKey::from_storage(t, &ch.channel_key).ok())
+        else {
+            continue;
+        };
+        let start = if let Some(&last) = listed.get(&channel) {
+            last
+        } else if let Some(since) = since_event_seq {
+            if u64::try_from(ch.last_event_seq).unwrap_or(0) <= since || ch.last_msg_seq == 0 {
+                continue;
+            }
+            let seq = store::realtime::seq_at_event(
+                &state.pool,
+                tenant,
+                ch.channel_type,
+                &ch.channel_key,
+                ch.last_msg_seq,
+                to_i64(since),
+            )
+            .await
+            .map_err(|_| ReadError::Store)?;
+            u64::try_from(seq).unwrap_or(0)
+        } else {
+            continue;
+        };
+        out.push(ChannelStart {
+            channel,
+            start,
+            head: u64::try_from(ch.last_msg_seq).unwrap_or(0),
+        });
+    }
+    Ok(out)
+}
+
+/// Up to [`PAGE`] messages of `channel` after `after`; with `wait_for`, first waits until the
+/// messages projection has applied that event.
+pub fn page(
+    state: Arc<AppState>,
+    tenant: TenantId,
+    channel: ChannelKey,
+    after: u64,
+    wait_for: Option<u64>,
+) -> Pending {
+    Box::pin(async move {
+        if let Some(event) = wait_for {
+            let reached = state
+                .checkpoints
+                .wait_for(
+                    &state.pool,
+                    &[Projection::Messages],
+                    Some(event),
+                    CATCH_UP_WAIT,
+                )
+                .await;
+            if reached.is_err() {
+                return Read::Page(Err(ReadError::Lagging));
+            }
+        }
+        let rows = store::realtime::after(
+            &state.pool,
+            tenant.as_str(),
+            i16::from(channel.channel_type().as_u8()),
+            &channel.storage_key(),
+            to_i64(after),
+            PAGE,
+        )
+        .await;
+        Read::Page(match rows {
+            Ok(rows) => Ok(rows
+                .into_iter()
+                .map(|(row, ev)| (row, u64::try_from(ev).unwrap_or(0)))
+                .collect()),
+            Err(e) => {
+                tracing::warn!(error = %e, "catch-up read failed");
+                Err(ReadError::Store)
+            }
+        })
+    })
+}
