@@ -12,5 +12,11 @@ async fn main() -> anyhow::Result<()> {
     let config = command_svc::Config::load(&src)?;
     let (acceptor, addr) = platform::http::bind(&config.listen).await?;
     tracing::info!(%addr, "command service at http://{addr} (docs at /docs)");
-    command_svc::serve(config, acceptor, platform::shutdown::signal()).await
+    // Drains for up to 10 s; the process ends within 15 s of SIGTERM whatever is down.
+    platform::shutdown::bounded(
+        platform::shutdown::signal(),
+        std::time::Duration::from_secs(15),
+        |stop| command_svc::serve(config, acceptor, stop.wait()),
+    )
+    .await
 }

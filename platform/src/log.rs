@@ -5,22 +5,38 @@
 
 use async_nats::jetstream::{self, stream};
 
-/// Connects to NATS at `url` with a JetStream context allowing `max_ack_inflight` unacked
-/// publishes (async-nats defaults to 5,000).
+/// How long [`connect`] waits for the first connection.
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Connects to NATS at `url` (one or more comma-separated seed URLs) with a JetStream context
+/// allowing `max_ack_inflight` unacked publishes (async-nats defaults to 5,000). Once connected
+/// the client reconnects by itself whenever the connection drops.
 ///
 /// # Errors
-/// The connection fails.
+/// `cannot reach NATS at <url>` when no connection is up within [`CONNECT_TIMEOUT`].
 pub async fn connect(
     url: &str,
     name: &str,
     max_ack_inflight: usize,
 ) -> anyhow::Result<(async_nats::Client, jetstream::Context)> {
+    let unreachable = |why: String| anyhow::anyhow!("cannot reach NATS at {url}: {why}");
     let client = async_nats::ConnectOptions::new()
         .name(name)
         .retry_on_initial_connect()
-        .connection_timeout(std::time::Duration::from_secs(5))
+        .connection_timeout(CONNECT_TIMEOUT)
         .connect(url)
-        .await?;
+        .await
+        .map_err(|e| unreachable(e.to_string()))?;
+    let deadline = tokio::time::Instant::now() + CONNECT_TIMEOUT;
+    while !connected(&client) {
+        if tokio::time::Instant::now() >= deadline {
+            return Err(unreachable(format!(
+                "no connection within {} s",
+                CONNECT_TIMEOUT.as_secs()
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let js = jetstream::ContextBuilder::new()
         .max_ack_inflight(max_ack_inflight)
         .build(client.clone());

@@ -1,4 +1,5 @@
-//! Shutdown signal.
+//! Shutdown: the signal, a future several owners share, and a hard deadline on the whole
+//! process's shutdown.
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.
 pub async fn signal() {
@@ -47,5 +48,40 @@ impl Shutdown {
     /// Whether shutdown has begun.
     pub fn started(&self) -> bool {
         *self.0.borrow()
+    }
+}
+
+/// Runs `service` with a [`Shutdown`] fed by `signal` until it returns, or until `deadline`
+/// has passed since shutdown began, whatever the service is still waiting for (a broker or
+/// database that is down, a connection that will not drain): SIGTERM always ends the process
+/// within the deadline. Services drain in-flight work themselves within a shorter deadline of
+/// their own; this bound is the backstop.
+///
+/// # Errors
+/// The service's own error.
+pub async fn bounded<T, F, Fut>(
+    signal: impl std::future::Future<Output = ()> + Send + 'static,
+    deadline: std::time::Duration,
+    service: F,
+) -> anyhow::Result<T>
+where
+    F: FnOnce(Shutdown) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+    T: Default,
+{
+    let stop = Shutdown::new(signal);
+    let expired = {
+        let stop = stop.clone();
+        async move {
+            stop.wait().await;
+            tokio::time::sleep(deadline).await;
+        }
+    };
+    tokio::select! {
+        r = service(stop) => r,
+        () = expired => {
+            tracing::warn!(deadline_s = deadline.as_secs_f64(), "shutdown did not finish within its deadline; exiting");
+            Ok(T::default())
+        }
     }
 }

@@ -1,7 +1,8 @@
 //! Logging and metrics set-up.
 //!
-//! Logs: `tracing` to stderr, filtered by `RUST_LOG` (default `info`), JSON lines when
-//! `PARLEY_LOG_FORMAT=json`. Metrics: one process-wide Prometheus recorder whose text rendering
+//! Logs: `tracing` to stderr, filtered by `RUST_LOG` (default `info`, with the migration
+//! runner's and the NATS client's chatter at `warn`), JSON lines when `PARLEY_LOG_FORMAT=json`,
+//! colours only when stderr is a terminal. Metrics: one process-wide Prometheus recorder whose text rendering
 //! `/metrics` serves; names follow `<service>_<thing>_<unit>`.
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -10,10 +11,14 @@ use tracing_subscriber::EnvFilter;
 
 /// Installs the global `tracing` subscriber; a second call is a no-op.
 pub fn init_tracing() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    use std::io::IsTerminal as _;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new("info,refinery=warn,refinery_core=warn,async_nats=warn")
+    });
     let json = std::env::var("PARLEY_LOG_FORMAT").is_ok_and(|v| v == "json");
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let _ = if json {
         builder.json().try_init()

@@ -178,7 +178,7 @@ fn ready(health: Data<&Health>, bounds: Data<&ReadyBounds>) -> Response {
         .body(body.to_string())
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+async fn serve(config: Config, stop: platform::shutdown::Shutdown) -> anyhow::Result<()> {
     let (acceptor, addr) = platform::http::bind(&config.listen).await?;
     tracing::info!(%addr, "projector metrics at http://{addr}/metrics");
     let health = Health::default();
@@ -216,7 +216,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .await
     });
     let result = projector::shell::runner::run_with(config, health, async move {
-        platform::shutdown::signal().await;
+        stop.wait().await;
         let _ = stop_tx.send(true);
     })
     .await;
@@ -241,7 +241,15 @@ async fn main() -> anyhow::Result<()> {
     let config = Config::load(&src)?;
     let command = cli.command.unwrap_or(Command::Run);
     match command {
-        Command::Run => serve(config).await,
+        // The process ends within 10 s of SIGTERM whatever is down.
+        Command::Run => {
+            platform::shutdown::bounded(
+                platform::shutdown::signal(),
+                Duration::from_secs(10),
+                |stop| serve(config, stop),
+            )
+            .await
+        }
         Command::Migrate => projector::migrate::run(&config.common.database_url).await,
         Command::Rebuild {
             which,

@@ -12,8 +12,7 @@ mod embedded {
 /// # Errors
 /// Connection failure or a failing migration (nothing of that migration stays applied).
 pub async fn run(database_url: &str) -> anyhow::Result<()> {
-    let (mut client, conn) = tokio_postgres::connect(database_url, tokio_postgres::NoTls).await?;
-    let conn = tokio::spawn(conn);
+    let (mut client, conn) = platform::db::connect(database_url).await?;
     // Serialise concurrent starters (command-svc, query-svc tests, projector) on one lock.
     client
         .simple_query("SELECT pg_advisory_lock(7478712)")

@@ -16,5 +16,11 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     tracing::info!(url = %format!("http://{addr}"), "query service listening");
-    query_svc::serve(config, acceptor, platform::shutdown::signal()).await
+    // Drains for up to 10 s; the process ends within 15 s of SIGTERM whatever is down.
+    platform::shutdown::bounded(
+        platform::shutdown::signal(),
+        std::time::Duration::from_secs(15),
+        |stop| query_svc::serve(config, acceptor, stop.wait()),
+    )
+    .await
 }

@@ -21,6 +21,7 @@ pub const KEY_GLOBEX: &str = "test-key-globex-0123456789";
 /// `PARLEY_TOKEN_SECRET` of every test environment.
 pub const TOKEN_SECRET: &str = "test-token-secret-0123456789abcdef";
 
+pub mod nats;
 pub mod pg;
 pub mod ws;
 
@@ -45,6 +46,17 @@ impl Running {
         }
         if let Some(t) = self.task.take() {
             let _ = tokio::time::timeout(Duration::from_secs(15), t).await;
+        }
+    }
+
+    /// Graceful stop; whether the service's task finished within `deadline`.
+    pub async fn stop_within(mut self, deadline: Duration) -> bool {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        match self.task.take() {
+            Some(t) => tokio::time::timeout(deadline, t).await.is_ok(),
+            None => true,
         }
     }
 

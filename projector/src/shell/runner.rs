@@ -233,14 +233,20 @@ pub async fn run_with(
         transient_limit: None,
         relaxed: false,
     };
-    let mut ctx = Context::connect(
-        &config,
-        "parley-projector",
-        config.projections.len() + 3,
-        config.batch_size,
-        policy,
-    )
-    .await?;
+    let mut shutdown = std::pin::pin!(shutdown);
+    // Start-up races the shutdown too: SIGTERM while NATS or Postgres is unreachable ends the
+    // process at once instead of after the connection attempts.
+    let connected = tokio::select! {
+        c = Context::connect(
+            &config,
+            "parley-projector",
+            config.projections.len() + 3,
+            config.batch_size,
+            policy,
+        ) => c,
+        () = &mut shutdown => return Ok(()),
+    };
+    let mut ctx = connected?;
     ctx.health = health;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = JoinSet::new();

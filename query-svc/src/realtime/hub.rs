@@ -232,7 +232,11 @@ async fn run(
         () = &mut stop => return,
     };
     position.store(start, Ordering::Release);
-    let typing = match source.nats.subscribe(source.subjects.all_typing()).await {
+    let subscribed = tokio::select! {
+        s = source.nats.subscribe(source.subjects.all_typing()) => s,
+        () = &mut stop => return,
+    };
+    let typing = match subscribed {
         Ok(s) => Some(s),
         Err(e) => {
             tracing::error!(error = %e, "typing subscription failed; typing notices are off");
@@ -240,7 +244,11 @@ async fn run(
         }
     };
     let mut typing = typing.map(|s| s.fuse());
-    let mut log = open_log(&source, start + 1).await;
+    // Every wait on NATS races the stop: the hub stops at once even while NATS is down.
+    let mut log = tokio::select! {
+        l = open_log(&source, start + 1) => l,
+        () = &mut stop => return,
+    };
     let _ = ready.send(true);
     tracing::info!(from_event_seq = start + 1, "fan-out hub following the log");
     loop {
@@ -269,7 +277,10 @@ async fn run(
                 None => {
                     let from = position.load(Ordering::Acquire) + 1;
                     tracing::warn!(from_event_seq = from, "hub log consumer ended; reopening");
-                    log = open_log(&source, from).await;
+                    log = tokio::select! {
+                        l = open_log(&source, from) => l,
+                        () = &mut stop => break,
+                    };
                 }
             },
             Some(msg) = next_typing(&mut typing) => state.typing(&source.subjects, &msg),

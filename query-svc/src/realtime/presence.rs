@@ -179,8 +179,17 @@ async fn write_loop(
             }
         }
     }
-    for k in counts.keys() {
-        let _ = store.delete(k).await;
+    // Leave promptly (keys also expire on their own): at most 2 s, NATS down or not.
+    let cleanup = async {
+        for k in counts.keys() {
+            let _ = store.delete(k).await;
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(2), cleanup)
+        .await
+        .is_err()
+    {
+        tracing::warn!("presence keys not deleted at shutdown; they expire on their own");
     }
 }
 
