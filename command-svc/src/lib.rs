@@ -27,6 +27,16 @@ use poem_openapi::OpenApiService;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The OpenAPI document's description.
+const DESCRIPTION: &str = "Commands of the Parley messaging service: messages, groups, read \
+positions, user tokens. Every command answers `event_seq`, the log position of its event; pass it \
+as `min_event_seq` to the query service to read your write.\n\n\
+Every error is `{\"error\": {\"code\", \"message\", \"field\"}}`; each operation lists its own. On \
+any path, a method the path does not take is 405 `METHOD_NOT_ALLOWED` with an `Allow` header, \
+an unknown path 404 `NOT_FOUND`, and a request HTTP itself cannot parse 400 `BAD_REQUEST` \
+(`field`: `request`). Request bodies are JSON (`Content-Type: application/json`, else 415) and \
+refuse unknown fields (400 naming the field).";
+
 /// Builds the app (connects NATS and Postgres, ensures the stream and the schema) and serves
 /// on `acceptor` until `shutdown` completes, then drains in-flight requests for up to 10 s.
 ///
@@ -74,11 +84,8 @@ pub async fn serve(
         },
     );
     let service = OpenApiService::new(apis, "Parley command service", env!("CARGO_PKG_VERSION"))
-        .description(
-            "Commands of the Parley messaging service. Every command answers `event_seq`.",
-        );
-    let spec = service.spec_endpoint();
-    let docs = service.swagger_ui();
+        .description(DESCRIPTION);
+    let docs = platform::openapi::Docs::new(&service.spec(), &service.swagger_ui_html());
     let get_only = [poem::http::Method::GET];
     let routes = platform::edge::Routes::from_openapi(&service.spec())
         .add("/openapi.json", &get_only)
@@ -88,8 +95,8 @@ pub async fn serve(
         .add("/metrics", &get_only);
     let app = Route::new()
         .nest("/", service)
-        .at("/openapi.json", spec)
-        .nest("/docs", docs)
+        .at("/openapi.json", docs.spec_endpoint())
+        .nest("/docs", docs.ui_endpoint())
         .at("/health", get(ops::health))
         .at("/ready", get(ops::ready))
         .at("/metrics", get(ops::metrics))

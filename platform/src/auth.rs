@@ -104,9 +104,10 @@ mod tests {
     }
 }
 
-/// The poem-openapi security scheme of every REST endpoint: `Authorization: Bearer <api key>`,
-/// resolved to its tenant. Inject the [`ApiKeys`] with `poem::EndpointExt::data(keys)`.
-/// A missing or unknown key fails extraction, which renders as 401 `UNAUTHORIZED`.
+// The security scheme of the command service (its doc comment below is the OpenAPI text):
+// the key is resolved to its tenant by the `ApiKeys` injected with `EndpointExt::data`.
+/// `Authorization: Bearer <API key>`. The key selects the tenant every command acts in (keys
+/// are configured in `PARLEY_API_KEYS`). A missing or unknown key is 401 `UNAUTHORIZED`.
 #[derive(poem_openapi::SecurityScheme)]
 #[oai(ty = "bearer", checker = "tenant_of_bearer")]
 pub struct TenantAuth(pub TenantId);
@@ -161,9 +162,13 @@ impl Caller {
     }
 }
 
-/// The security scheme of the query service's reads: `Authorization: Bearer <API key or user
-/// token>`. Inject [`ApiKeys`] and [`UserTokens`] with `poem::EndpointExt::data`. A bad user
-/// token is 401 `UNAUTHORIZED` saying why (expired, forged, …).
+// The security scheme of the query service's reads (its doc comment below is the OpenAPI
+// text): resolved by the `ApiKeys` and `UserTokens` injected with `EndpointExt::data`.
+/// `Authorization: Bearer <API key or user token>`. An API key (internal callers) reads as any
+/// user it names in `uid`; a user token (minted by the command service's
+/// `POST /v1/users/{uid}/tokens`) reads as its own uid only, and another `uid` is 403
+/// `FORBIDDEN_UID`. A missing, unknown, expired or forged credential is 401 `UNAUTHORIZED`
+/// saying why.
 #[derive(poem_openapi::SecurityScheme)]
 #[oai(ty = "bearer", checker = "caller_of_bearer")]
 pub struct CallerAuth(pub Caller);

@@ -162,3 +162,80 @@ impl std::fmt::Display for ApiError {
 }
 
 impl std::error::Error for ApiError {}
+
+/// The error statuses one operation answers with, each with what it means there: the
+/// operation's OpenAPI responses list exactly these (see [`Failure`] and [`error_set!`]).
+pub trait ErrorSet: Send + Sync + 'static {
+    /// `(status, description)` pairs.
+    const STATUSES: &'static [(u16, &'static str)];
+}
+
+/// Declares an [`ErrorSet`]: `error_set!(pub SendErrors { 400 => "…", 401 => "…" });`.
+#[macro_export]
+macro_rules! error_set {
+    ($(#[$doc:meta])* $vis:vis $name:ident { $($status:literal => $desc:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug)]
+        $vis struct $name;
+        impl $crate::error::ErrorSet for $name {
+            const STATUSES: &'static [(u16, &'static str)] = &[$(($status, $desc)),+];
+        }
+    };
+}
+
+/// An operation's error: an [`ApiError`] whose OpenAPI document lists only the statuses of
+/// `S` (so a client generator sees each operation's real errors), answered as the JSON error
+/// body. Any `ApiError` converts into it with `?`.
+pub struct Failure<S>(pub ApiError, std::marker::PhantomData<fn() -> S>);
+
+impl<S> std::fmt::Debug for Failure<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl<S> From<ApiError> for Failure<S> {
+    fn from(e: ApiError) -> Self {
+        Self(e, std::marker::PhantomData)
+    }
+}
+
+impl<S> From<Failure<S>> for poem::Error {
+    fn from(f: Failure<S>) -> Self {
+        poem::Error::from(f.0)
+    }
+}
+
+impl<S: Send> poem::IntoResponse for Failure<S> {
+    fn into_response(self) -> poem::Response {
+        self.0.into_response()
+    }
+}
+
+impl<S: ErrorSet> ApiResponse for Failure<S> {
+    fn meta() -> poem_openapi::registry::MetaResponses {
+        use poem_openapi::types::Type as _;
+        poem_openapi::registry::MetaResponses {
+            responses: S::STATUSES
+                .iter()
+                .map(
+                    |&(status, description)| poem_openapi::registry::MetaResponse {
+                        description,
+                        status: Some(status),
+                        status_range: None,
+                        content: vec![poem_openapi::registry::MetaMediaType {
+                            content_type: "application/json; charset=utf-8",
+                            schema: ErrorBody::schema_ref(),
+                        }],
+                        headers: vec![],
+                    },
+                )
+                .collect(),
+        }
+    }
+
+    fn register(registry: &mut poem_openapi::registry::Registry) {
+        use poem_openapi::types::Type as _;
+        ErrorBody::register(registry);
+    }
+}

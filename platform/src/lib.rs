@@ -15,6 +15,7 @@
 //!   rendering with named path parameters, `Allow` on 405, request metrics.
 //! - [`server`]: the HTTP server: connection cap, header/idle timeouts, accept errors,
 //!   draining shutdown.
+//! - [`openapi`]: the finished OpenAPI document and Swagger UI.
 //! - [`log`]: NATS connection and the event stream's definition.
 //! - [`db`]: the Postgres pool.
 //! - [`rpc`]: the request/reply commands end users' sockets send to the command service.
@@ -27,6 +28,7 @@ pub mod edge;
 pub mod error;
 pub mod http;
 pub mod log;
+pub mod openapi;
 pub mod rpc;
 pub mod server;
 pub mod shutdown;

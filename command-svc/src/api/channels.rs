@@ -1,11 +1,12 @@
 //! Group channels: create, disband, add and remove members.
 
+use super::docs::{self, AddErrors, ApiTags, CreateErrors, GroupPathErrors};
 use super::{id, AppState};
 use crate::domain::channel::Command;
 use crate::service::Outcome;
 use events::{ChannelId, ChannelKey, Event, Uid};
 use platform::auth::TenantAuth;
-use platform::error::ApiError;
+use platform::error::{ApiError, Failure};
 use platform::http::{BodyRules, BoundedBody, JsonBody, MAX_ID_JSON_BYTES};
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
@@ -16,27 +17,61 @@ pub const MAX_MEMBERS_PER_REQUEST: usize = 1000;
 
 /// A new group.
 #[derive(Debug, Clone, Object, serde::Deserialize)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, example)]
 #[serde(deny_unknown_fields)]
 pub struct CreateChannelRequest {
-    /// The group's id (1–128 bytes, printable, no whitespace); never reused.
+    /// The group's id: 1–128 bytes of UTF-8 without whitespace or control characters; never
+    /// reused, also after the group is disbanded.
+    #[oai(validator(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\s\x00-\x1f\x7f-\x9f]+$"
+    ))]
     pub channel_id: String,
     /// Display name: 1–256 bytes of UTF-8 without control characters
     /// ([`events::text::GROUP_NAME`]).
+    #[oai(
+        nullable,
+        validator(
+            min_length = 1,
+            max_length = 256,
+            pattern = r"^[^\x00-\x1f\x7f-\x9f]+$"
+        )
+    )]
     #[serde(default)]
     pub name: Option<String>,
-    /// Initial members (at most 1000; duplicates ignored).
+    /// Initial members (uids, at most 1000; duplicates ignored).
+    #[oai(validator(max_items = 1000))]
     #[serde(default)]
     pub members: Vec<String>,
 }
 
+impl poem_openapi::types::Example for CreateChannelRequest {
+    fn example() -> Self {
+        Self {
+            channel_id: "team".into(),
+            name: Some("Team".into()),
+            members: vec!["alice".into(), "bob".into()],
+        }
+    }
+}
+
 /// Members to add.
 #[derive(Debug, Clone, Object, serde::Deserialize)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, example)]
 #[serde(deny_unknown_fields)]
 pub struct AddMembersRequest {
     /// 1–1000 uids; current members are ignored.
+    #[oai(validator(min_items = 1, max_items = 1000))]
     pub uids: Vec<String>,
+}
+
+impl poem_openapi::types::Example for AddMembersRequest {
+    fn example() -> Self {
+        Self {
+            uids: vec!["carol".into()],
+        }
+    }
 }
 
 /// Largest body of a member list: every id escaped, with room for the other fields.
@@ -103,7 +138,7 @@ pub struct ChannelsApi {
     pub state: AppState,
 }
 
-#[OpenApi]
+#[OpenApi(tag = "ApiTags::Channels")]
 impl ChannelsApi {
     /// Create a group channel. 409 `CHANNEL_EXISTS` if the id is or was in use.
     #[oai(
@@ -115,7 +150,7 @@ impl ChannelsApi {
         &self,
         auth: TenantAuth,
         body: JsonBody<CreateChannelRequest>,
-    ) -> Result<Json<CommandResult>, ApiError> {
+    ) -> Result<Json<CommandResult>, Failure<CreateErrors>> {
         let req = body.0;
         let channel_id = id("channel_id", &req.channel_id, ChannelId::parse)?;
         if let Some(name) = &req.name {
@@ -154,8 +189,17 @@ impl ChannelsApi {
     async fn disband(
         &self,
         auth: TenantAuth,
+        /// The group.
+        #[oai(
+            example = "docs::team",
+            validator(
+                min_length = 1,
+                max_length = 128,
+                pattern = r"^[^\s\x00-\x1f\x7f-\x9f]+$"
+            )
+        )]
         channel_id: Path<String>,
-    ) -> Result<Json<CommandResult>, ApiError> {
+    ) -> Result<Json<CommandResult>, Failure<GroupPathErrors>> {
         let channel_id = id("channel_id", &channel_id.0, ChannelId::parse)?;
         let key = ChannelKey::Group {
             id: channel_id.clone(),
@@ -180,12 +224,21 @@ impl ChannelsApi {
     async fn add_members(
         &self,
         auth: TenantAuth,
+        /// The group.
+        #[oai(
+            example = "docs::team",
+            validator(
+                min_length = 1,
+                max_length = 128,
+                pattern = r"^[^\s\x00-\x1f\x7f-\x9f]+$"
+            )
+        )]
         channel_id: Path<String>,
         body: JsonBody<AddMembersRequest>,
-    ) -> Result<Json<AddMembersResult>, ApiError> {
+    ) -> Result<Json<AddMembersResult>, Failure<AddErrors>> {
         let channel_id = id("channel_id", &channel_id.0, ChannelId::parse)?;
         if body.0.uids.is_empty() {
-            return Err(ApiError::validation("uids", "uids must not be empty"));
+            return Err(ApiError::validation("uids", "uids must not be empty").into());
         }
         let list = uids("uids", &body.0.uids)?;
         let key = ChannelKey::Group {
@@ -219,9 +272,27 @@ impl ChannelsApi {
     async fn remove_member(
         &self,
         auth: TenantAuth,
+        /// The group.
+        #[oai(
+            example = "docs::team",
+            validator(
+                min_length = 1,
+                max_length = 128,
+                pattern = r"^[^\s\x00-\x1f\x7f-\x9f]+$"
+            )
+        )]
         channel_id: Path<String>,
+        /// The member to remove.
+        #[oai(
+            example = "docs::carol",
+            validator(
+                min_length = 1,
+                max_length = 128,
+                pattern = r"^[^\s\x00-\x1f\x7f-\x9f]+$"
+            )
+        )]
         uid: Path<String>,
-    ) -> Result<Json<CommandResult>, ApiError> {
+    ) -> Result<Json<CommandResult>, Failure<GroupPathErrors>> {
         let channel_id = id("channel_id", &channel_id.0, ChannelId::parse)?;
         let uid = id("uid", &uid.0, Uid::parse)?;
         let key = ChannelKey::Group {

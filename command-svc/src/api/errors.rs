@@ -54,3 +54,9 @@ impl From<ServiceError> for ApiError {
         }
     }
 }
+
+impl<S> From<ServiceError> for platform::error::Failure<S> {
+    fn from(e: ServiceError) -> Self {
+        ApiError::from(e).into()
+    }
+}

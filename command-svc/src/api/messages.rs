@@ -1,5 +1,6 @@
 //! `POST /v1/messages` and `POST /v1/messages/batch`.
 
+use super::docs::{ApiTags, BatchErrors, SendErrors};
 use super::{channel_type, id, AppState};
 use crate::domain::channel::Command;
 use crate::service::Outcome;
@@ -8,7 +9,7 @@ use base64::Engine;
 use events::{ChannelId, ChannelKey, Event, TenantId, Uid};
 use futures::StreamExt;
 use platform::auth::TenantAuth;
-use platform::error::{ApiError, ErrorDetail};
+use platform::error::{ApiError, ErrorDetail, Failure};
 use platform::http::{BodyRules, BoundedBody, JsonBody, SerdeJson, MAX_ID_JSON_BYTES};
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
@@ -19,20 +20,55 @@ pub const MAX_BATCH: usize = 1000;
 
 /// A message to send.
 #[derive(Debug, Clone, Object, serde::Deserialize)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, example)]
 #[serde(deny_unknown_fields)]
 pub struct SendMessageRequest {
-    /// Group id, or for a personal message the recipient's uid.
+    /// Group id, or for a personal message the recipient's uid: 1–128 bytes of UTF-8 without
+    /// whitespace or control characters.
+    #[oai(validator(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\s\x00-\x1f\x7f-\x9f]+$"
+    ))]
     pub channel_id: String,
     /// 1 personal, 2 group.
+    #[oai(validator(minimum(value = "1"), maximum(value = "2")))]
     pub channel_type: u8,
-    /// The sender's uid.
+    /// The sender's uid (the id rule of `channel_id`).
+    #[oai(validator(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\s\x00-\x1f\x7f-\x9f]+$"
+    ))]
     pub from_uid: String,
-    /// The payload, base64 (standard alphabet, padded); at most 64 KiB decoded by default.
+    /// The payload, base64 (standard alphabet, padded), not empty; at most
+    /// `PARLEY_MAX_PAYLOAD_BYTES` (64 KiB by default) decoded, else 413.
+    #[oai(validator(min_length = 1))]
     pub payload: String,
-    /// Idempotency key, 1–128 bytes: a retry with the same key returns the original result.
+    /// Idempotency key (the id rule of `channel_id`): a retry with the same key returns the
+    /// original result, forever; the same key with another payload is 409.
+    #[oai(
+        nullable,
+        validator(
+            min_length = 1,
+            max_length = 128,
+            pattern = r"^[^\s\x00-\x1f\x7f-\x9f]+$"
+        )
+    )]
     #[serde(default)]
     pub client_msg_no: Option<String>,
+}
+
+impl poem_openapi::types::Example for SendMessageRequest {
+    fn example() -> Self {
+        Self {
+            channel_id: "bob".into(),
+            channel_type: 1,
+            from_uid: "alice".into(),
+            payload: "aGVsbG8=".into(),
+            client_msg_no: Some("m-1".into()),
+        }
+    }
 }
 
 /// An accepted message.
@@ -43,6 +79,7 @@ pub struct SendMessageResult {
     /// Position in the channel, from 1, gap-free.
     pub message_seq: u64,
     /// The idempotency key, if given.
+    #[oai(nullable)]
     pub client_msg_no: Option<String>,
     /// Acceptance time, ms since the Unix epoch.
     pub timestamp: i64,
@@ -52,11 +89,27 @@ pub struct SendMessageResult {
 
 /// Up to 1000 messages.
 #[derive(Debug, Clone, Object, serde::Deserialize)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, example)]
 #[serde(deny_unknown_fields)]
 pub struct BatchRequest {
-    /// The messages, sent in order per channel.
+    /// The messages (1–1000), sent in order per channel.
+    #[oai(validator(min_items = 1, max_items = 1000))]
     pub messages: Vec<SendMessageRequest>,
+}
+
+impl poem_openapi::types::Example for BatchRequest {
+    fn example() -> Self {
+        let item = |to: &str, payload: &str, no: &str| SendMessageRequest {
+            channel_id: to.into(),
+            channel_type: 1,
+            from_uid: "alice".into(),
+            payload: payload.into(),
+            client_msg_no: Some(no.into()),
+        };
+        Self {
+            messages: vec![item("bob", "aGk=", "m-2"), item("carol", "aGV5", "m-3")],
+        }
+    }
 }
 
 /// Largest body of one message: its base64 payload (4/3 of the decoded bytes, each `/` maybe
@@ -217,7 +270,7 @@ pub struct MessagesApi {
     pub state: AppState,
 }
 
-#[OpenApi]
+#[OpenApi(tag = "ApiTags::Messages")]
 impl MessagesApi {
     /// Send a message.
     ///
@@ -230,7 +283,7 @@ impl MessagesApi {
         &self,
         auth: TenantAuth,
         body: JsonBody<SendMessageRequest>,
-    ) -> Result<SerdeJson<SendMessageResult>, ApiError> {
+    ) -> Result<SerdeJson<SendMessageResult>, Failure<SendErrors>> {
         let v = validate(&self.state, &auth.0, body.0, "")?;
         Ok(SerdeJson(send(&self.state, v).await?))
     }
@@ -248,13 +301,14 @@ impl MessagesApi {
         &self,
         auth: TenantAuth,
         body: JsonBody<BatchRequest>,
-    ) -> Result<Json<BatchResponse>, ApiError> {
+    ) -> Result<Json<BatchResponse>, Failure<BatchErrors>> {
         let items = body.0.messages;
         if items.is_empty() || items.len() > MAX_BATCH {
             return Err(ApiError::validation(
                 "messages",
                 format!("messages must hold 1 to {MAX_BATCH} items"),
-            ));
+            )
+            .into());
         }
         let mut results: Vec<Option<BatchItemResult>> = vec![None; items.len()];
         let mut by_channel: HashMap<ChannelKey, Vec<(usize, ValidSend)>> = HashMap::new();

@@ -5,8 +5,10 @@
 //! - [`reads`]: read positions
 //! - [`tokens`]: end-user tokens
 //! - [`errors`]: domain and service errors → HTTP
+//! - [`docs`]: each operation's error statuses, the operation tags, path-parameter examples
 
 pub mod channels;
+pub mod docs;
 pub mod errors;
 pub mod messages;
 pub mod reads;

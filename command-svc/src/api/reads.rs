@@ -1,11 +1,12 @@
 //! Read positions.
 
+use super::docs::{self, ApiTags, ReadErrors};
 use super::{channel_type, id, AppState};
 use crate::domain::channel::Command;
 use crate::service::Outcome;
 use events::{ChannelId, ChannelKey, Event, TenantId, Uid};
 use platform::auth::TenantAuth;
-use platform::error::ApiError;
+use platform::error::{ApiError, Failure};
 use platform::http::{BodyRules, BoundedBody, JsonBody};
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
@@ -13,12 +14,18 @@ use poem_openapi::{Object, OpenApi};
 
 /// The new read position.
 #[derive(Debug, Clone, Object, serde::Deserialize)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, example)]
 #[serde(deny_unknown_fields)]
 pub struct SetReadRequest {
     /// Read up to and including this message_seq; lower than before marks messages unread;
     /// above the channel's last seq it is capped.
     pub message_seq: u64,
+}
+
+impl poem_openapi::types::Example for SetReadRequest {
+    fn example() -> Self {
+        Self { message_seq: 1 }
+    }
 }
 
 impl BoundedBody for SetReadRequest {
@@ -42,7 +49,7 @@ pub struct ReadsApi {
     pub state: AppState,
 }
 
-#[OpenApi]
+#[OpenApi(tag = "ApiTags::Reads")]
 impl ReadsApi {
     /// Set `uid`'s read position in a conversation (personal: `channel_id` is the peer).
     /// 404 if the group or conversation does not exist, 403 if `uid` is not a member.
@@ -54,21 +61,46 @@ impl ReadsApi {
     async fn set_read(
         &self,
         auth: TenantAuth,
+        /// The reader.
+        #[oai(
+            example = "docs::bob",
+            validator(
+                min_length = 1,
+                max_length = 128,
+                pattern = r"^[^\s\x00-\x1f\x7f-\x9f]+$"
+            )
+        )]
         uid: Path<String>,
-        #[oai(name = "channel_type")] ct: Path<u8>,
+        /// 1 personal, 2 group.
+        #[oai(
+            name = "channel_type",
+            example = "docs::personal",
+            validator(minimum(value = "1"), maximum(value = "2"))
+        )]
+        ct: Path<u8>,
+        /// The group id, or for a personal conversation the peer's uid.
+        #[oai(
+            example = "docs::alice",
+            validator(
+                min_length = 1,
+                max_length = 128,
+                pattern = r"^[^\s\x00-\x1f\x7f-\x9f]+$"
+            )
+        )]
         channel_id: Path<String>,
         body: JsonBody<SetReadRequest>,
-    ) -> Result<Json<SetReadResult>, ApiError> {
-        set_read(
-            &self.state,
-            &auth.0,
-            &uid.0,
-            ct.0,
-            &channel_id.0,
-            body.0.message_seq,
-        )
-        .await
-        .map(Json)
+    ) -> Result<Json<SetReadResult>, Failure<ReadErrors>> {
+        Ok(Json(
+            set_read(
+                &self.state,
+                &auth.0,
+                &uid.0,
+                ct.0,
+                &channel_id.0,
+                body.0.message_seq,
+            )
+            .await?,
+        ))
     }
 }
 

@@ -1,10 +1,11 @@
 //! `POST /v1/users/{uid}/tokens`: end-user tokens for the query service (see
 //! `docs/realtime.md` and [`platform::token`]).
 
+use super::docs::{self, ApiTags, TokenErrors};
 use super::{id, AppState};
 use events::Uid;
 use platform::auth::TenantAuth;
-use platform::error::ApiError;
+use platform::error::{ApiError, Failure};
 use platform::http::{BodyRules, BoundedBody, JsonBody};
 use platform::token::{DeviceFlag, TokenError, DEFAULT_TTL_S, TTL_RANGE_S};
 use poem_openapi::param::Path;
@@ -13,13 +14,25 @@ use poem_openapi::{Object, OpenApi};
 
 /// What to mint.
 #[derive(Debug, Clone, Object, serde::Deserialize)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, example)]
 #[serde(deny_unknown_fields)]
 pub struct TokenRequest {
     /// 0 app, 1 web, 2 desktop.
+    #[oai(validator(minimum(value = "0"), maximum(value = "2")))]
     pub device_flag: u8,
     /// Lifetime in seconds, 60–2,592,000 (30 days); default 86,400.
+    #[oai(nullable, validator(minimum(value = "60"), maximum(value = "2592000")))]
+    #[serde(default)]
     pub ttl_s: Option<u64>,
+}
+
+impl poem_openapi::types::Example for TokenRequest {
+    fn example() -> Self {
+        Self {
+            device_flag: 1,
+            ttl_s: Some(86_400),
+        }
+    }
 }
 
 impl BoundedBody for TokenRequest {
@@ -47,7 +60,7 @@ pub struct TokensApi {
     pub state: AppState,
 }
 
-#[OpenApi]
+#[OpenApi(tag = "ApiTags::Tokens")]
 impl TokensApi {
     /// Mint a token with which `uid` reads and subscribes on the query service as itself.
     ///
@@ -61,9 +74,18 @@ impl TokensApi {
     async fn mint(
         &self,
         auth: TenantAuth,
+        /// The user the token reads as.
+        #[oai(
+            example = "docs::alice",
+            validator(
+                min_length = 1,
+                max_length = 128,
+                pattern = r"^[^\s\x00-\x1f\x7f-\x9f]+$"
+            )
+        )]
         uid: Path<String>,
         body: JsonBody<TokenRequest>,
-    ) -> Result<Json<TokenResponse>, ApiError> {
+    ) -> Result<Json<TokenResponse>, Failure<TokenErrors>> {
         let uid = id("uid", &uid.0, Uid::parse)?;
         let device_flag = DeviceFlag::try_from(body.0.device_flag)
             .map_err(|e| ApiError::validation("device_flag", e))?;
@@ -76,7 +98,8 @@ impl TokensApi {
                     TTL_RANGE_S.start(),
                     TTL_RANGE_S.end()
                 ),
-            ));
+            )
+            .into());
         }
         let minted = self
             .state

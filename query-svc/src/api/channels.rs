@@ -1,6 +1,7 @@
 //! `GET /v1/channels/{channel_id}` and `GET /v1/channels/{channel_id}/members`: groups. Read
 //! the `channels` projection.
 
+use super::docs::{self, ChannelErrors};
 use super::messages::{channel_not_found, not_a_member};
 use super::{parse_channel_id, parse_limit, parse_uid, seq_out, ApiTags, AppState};
 use crate::consistency::Projection;
@@ -8,7 +9,7 @@ use crate::store;
 use crate::store::channels::GroupRow;
 use events::{ChannelId, TenantId, Uid};
 use platform::auth::{Caller, CallerAuth};
-use platform::error::ApiError;
+use platform::error::{ApiError, Failure};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
@@ -26,6 +27,7 @@ pub struct ChannelInfo {
     /// Always 2 (group).
     pub channel_type: u8,
     /// The group's name, or null.
+    #[oai(nullable)]
     pub name: Option<String>,
     /// Number of members.
     pub member_count: u32,
@@ -53,6 +55,7 @@ pub struct MemberPage {
     pub members: Vec<Member>,
     /// Pass as `cursor` for the next page (it is the last uid of this page); null on the last
     /// page.
+    #[oai(nullable)]
     pub next_cursor: Option<String>,
 }
 
@@ -107,12 +110,28 @@ impl ChannelsApi {
         &self,
         auth: CallerAuth,
         /// The group's id.
+        #[oai(
+            example = "docs::team",
+            validator(
+                min_length = 1,
+                max_length = 128,
+                pattern = r"^[^\s\x00-\x1f\x7f-\x9f]+$"
+            )
+        )]
         channel_id: Path<String>,
         /// Optional viewer whose membership is required.
+        #[oai(
+            example = "docs::alice_opt",
+            validator(
+                min_length = 1,
+                max_length = 128,
+                pattern = r"^[^\s\x00-\x1f\x7f-\x9f]+$"
+            )
+        )]
         uid: Query<Option<String>>,
         /// Wait until the read models include this event-log sequence.
         min_event_seq: Query<Option<u64>>,
-    ) -> Result<Json<ChannelInfo>, ApiError> {
+    ) -> Result<Json<ChannelInfo>, Failure<ChannelErrors>> {
         let tenant = auth.0.tenant().clone();
         let channel_id = parse_channel_id(&channel_id.0)?;
         let viewer = optional_uid(&auth.0, uid.0.as_deref())?;
@@ -142,16 +161,30 @@ impl ChannelsApi {
         &self,
         auth: CallerAuth,
         /// The group's id.
+        #[oai(
+            example = "docs::team",
+            validator(
+                min_length = 1,
+                max_length = 128,
+                pattern = r"^[^\s\x00-\x1f\x7f-\x9f]+$"
+            )
+        )]
         channel_id: Path<String>,
         /// Optional viewer whose membership is required.
+        #[oai(validator(
+            min_length = 1,
+            max_length = 128,
+            pattern = r"^[^\s\x00-\x1f\x7f-\x9f]+$"
+        ))]
         uid: Query<Option<String>>,
         /// `next_cursor` of the previous page: members with a larger uid follow.
         cursor: Query<Option<String>>,
         /// Page size, 1–1000, default 100.
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
         limit: Query<Option<u64>>,
         /// Wait until the read models include this event-log sequence.
         min_event_seq: Query<Option<u64>>,
-    ) -> Result<Json<MemberPage>, ApiError> {
+    ) -> Result<Json<MemberPage>, Failure<ChannelErrors>> {
         let tenant = auth.0.tenant().clone();
         let channel_id = parse_channel_id(&channel_id.0)?;
         let viewer = optional_uid(&auth.0, uid.0.as_deref())?;

@@ -1,13 +1,14 @@
 //! `GET /v1/users/{uid}/conversations`: a user's conversations, newest first. Reads the
 //! `conversations` and `messages` projections.
 
+use super::docs::{self, ConversationErrors};
 use super::{parse_limit, seq_out, ApiTags, AppState, Message};
 use crate::consistency::Projection;
 use crate::paging::ConversationCursor;
 use crate::store;
 use crate::store::conversations::ConversationRow;
 use platform::auth::CallerAuth;
-use platform::error::ApiError;
+use platform::error::{ApiError, Failure};
 use platform::http::SerdeJson;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::{Object, OpenApi};
@@ -31,6 +32,7 @@ pub struct Conversation {
     /// `max(0, last_msg_seq - read_seq)`.
     pub unread: u64,
     /// The newest message, or null when there is none (or the messages projection lacks it).
+    #[oai(nullable)]
     pub last_message: Option<Message>,
     /// When the conversation last changed, ms since the Unix epoch.
     pub updated_at: i64,
@@ -61,6 +63,7 @@ pub struct ConversationPage {
     /// Newest first (`updated_at` descending).
     pub conversations: Vec<Conversation>,
     /// Pass as `cursor` for the next page; null on the last page.
+    #[oai(nullable)]
     pub next_cursor: Option<String>,
 }
 
@@ -83,14 +86,23 @@ impl ConversationsApi {
         &self,
         auth: CallerAuth,
         /// The user.
+        #[oai(
+            example = "docs::alice",
+            validator(
+                min_length = 1,
+                max_length = 128,
+                pattern = r"^[^\s\x00-\x1f\x7f-\x9f]+$"
+            )
+        )]
         uid: Path<String>,
         /// Page size, 1–100, default 20.
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
         limit: Query<Option<u64>>,
         /// `next_cursor` of the previous page.
         cursor: Query<Option<String>>,
         /// Wait until the read models include this event-log sequence.
         min_event_seq: Query<Option<u64>>,
-    ) -> Result<SerdeJson<ConversationPage>, ApiError> {
+    ) -> Result<SerdeJson<ConversationPage>, Failure<ConversationErrors>> {
         let tenant = auth.0.tenant().clone();
         let uid = auth.0.viewer("uid", Some(&uid.0))?;
         let limit = parse_limit(limit.0, DEFAULT_LIMIT, MAX_LIMIT)?;

@@ -1,13 +1,14 @@
 //! `GET /v1/channels/{channel_type}/{channel_id}/messages` (history) and
 //! `GET /v1/messages/{message_id}`. Both read the `messages` and `channels` projections.
 
+use super::docs::{self, MessageErrors};
 use super::{parse_channel_id, parse_channel_type, parse_limit, ApiTags, AppState, Message};
 use crate::consistency::Projection;
 use crate::paging::HistoryPage;
 use crate::store;
 use events::{ChannelKey, ChannelType};
 use platform::auth::CallerAuth;
-use platform::error::ApiError;
+use platform::error::{ApiError, Failure};
 use platform::http::SerdeJson;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::{Object, OpenApi};
@@ -55,22 +56,43 @@ impl MessagesApi {
         &self,
         auth: CallerAuth,
         /// 1 personal, 2 group.
+        #[oai(
+            example = "docs::personal",
+            validator(minimum(value = "1"), maximum(value = "2"))
+        )]
         channel_type: Path<u64>,
         /// The group id, or the peer's uid for a personal channel.
+        #[oai(
+            example = "docs::bob",
+            validator(
+                min_length = 1,
+                max_length = 128,
+                pattern = r"^[^\s\x00-\x1f\x7f-\x9f]+$"
+            )
+        )]
         channel_id: Path<String>,
         /// The viewer: required with an API key; with a user token it is the token's uid
         /// (another uid is 403 `FORBIDDEN_UID`).
+        #[oai(
+            example = "docs::alice_opt",
+            validator(
+                min_length = 1,
+                max_length = 128,
+                pattern = r"^[^\s\x00-\x1f\x7f-\x9f]+$"
+            )
+        )]
         uid: Query<Option<String>>,
         /// Only messages with a larger `message_seq`.
         after_seq: Query<Option<u64>>,
         /// Only messages with a smaller `message_seq`.
         before_seq: Query<Option<u64>>,
         /// Page size, 1–100, default 50.
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
         limit: Query<Option<u64>>,
         /// Wait (up to the configured limit) until the read models include this event-log
         /// sequence; 503 `PROJECTION_LAGGING` if they do not in time.
         min_event_seq: Query<Option<u64>>,
-    ) -> Result<SerdeJson<MessagePage>, ApiError> {
+    ) -> Result<SerdeJson<MessagePage>, Failure<MessageErrors>> {
         let tenant = auth.0.tenant().clone();
         let channel_type = parse_channel_type(channel_type.0)?;
         let channel_id = parse_channel_id(&channel_id.0)?;
@@ -91,10 +113,10 @@ impl MessagesApi {
             {
                 Some(g) if !g.disbanded => {
                     if !g.viewer_is_member {
-                        return Err(not_a_member());
+                        return Err(not_a_member().into());
                     }
                 }
-                _ => return Err(channel_not_found()),
+                _ => return Err(channel_not_found().into()),
             }
         }
         let key = ChannelKey::for_viewer(&viewer, channel_type, &channel_id);
@@ -126,13 +148,22 @@ impl MessagesApi {
     async fn get_message(
         &self,
         auth: CallerAuth,
-        /// The message's UUID.
+        /// The message's UUID (`message_id` of the send's answer).
+        #[oai(example = "docs::message_id")]
         message_id: Path<String>,
         /// The viewer: required with an API key; with a user token it is the token's uid.
+        #[oai(
+            example = "docs::alice_opt",
+            validator(
+                min_length = 1,
+                max_length = 128,
+                pattern = r"^[^\s\x00-\x1f\x7f-\x9f]+$"
+            )
+        )]
         uid: Query<Option<String>>,
         /// Wait until the read models include this event-log sequence.
         min_event_seq: Query<Option<u64>>,
-    ) -> Result<SerdeJson<Message>, ApiError> {
+    ) -> Result<SerdeJson<Message>, Failure<MessageErrors>> {
         let tenant = auth.0.tenant().clone();
         let id = uuid::Uuid::parse_str(message_id.0.trim())
             .map_err(|_| ApiError::validation("message_id", "message_id must be a UUID"))?;
@@ -154,9 +185,9 @@ impl MessagesApi {
         let key = ChannelKey::from_storage(channel_type, &found.channel_key)
             .map_err(|e| ApiError::internal("messages row channel_key", e))?;
         match channel_type {
-            ChannelType::Group if !found.viewer_is_member => return Err(not_a_member()),
+            ChannelType::Group if !found.viewer_is_member => return Err(not_a_member().into()),
             ChannelType::Personal if !key.is_pair_member(viewer.as_str()) => {
-                return Err(message_not_found())
+                return Err(message_not_found().into())
             }
             _ => {}
         }

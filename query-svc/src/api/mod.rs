@@ -6,6 +6,7 @@
 //! - [`realtime`]: presence, dev tokens, the browser client (the sockets live in
 //!   [`crate::realtime`]).
 //! - [`ops`]: `/health`, `/ready`, `/metrics` (no API key: probes and scrapers have none).
+//! - [`docs`]: each operation's error statuses and the parameter examples.
 //!
 //! Every resource operation is secured by [`platform::auth::TenantAuth`] and answers errors as
 //! [`ApiError`]. Inputs are validated here (ids, channel types, limits, cursors) and each
@@ -13,6 +14,7 @@
 
 pub mod channels;
 pub mod conversations;
+pub mod docs;
 pub mod messages;
 pub mod ops;
 pub mod realtime;
@@ -85,6 +87,18 @@ pub enum ApiTags {
     Ops,
 }
 
+/// The OpenAPI document's description.
+const DESCRIPTION: &str = "Reads of the Parley messaging service: channel history, single \
+messages, conversation lists with unread counts, groups and members, presence. Authenticate with \
+an API key (read as any `uid`) or a user token (read as its own uid). Pass a command's \
+`event_seq` as `min_event_seq` to read your write. Live events: WebSocket `GET /v1/ws` and \
+Server-Sent Events `GET /v1/events` (docs/realtime.md).\n\n\
+Every error is `{\"error\": {\"code\", \"message\", \"field\"}}`; each operation lists its own. On \
+any path, a method the path does not take is 405 `METHOD_NOT_ALLOWED` with an `Allow` header, \
+an unknown path 404 `NOT_FOUND`, and a request HTTP itself cannot parse 400 `BAD_REQUEST` \
+(`field`: `request`). Request bodies are JSON (`Content-Type: application/json`, else 415) and \
+refuse unknown fields (400 naming the field).";
+
 /// The whole app: the OpenAPI operations at `/`, the spec at `/openapi.json`, Swagger UI at
 /// `/docs`, with API keys, the JSON error catch-all and request metrics.
 pub fn app(
@@ -116,9 +130,9 @@ pub fn app(
         ),
         "Parley query service",
         env!("CARGO_PKG_VERSION"),
-    );
-    let spec = service.spec_endpoint();
-    let ui = service.swagger_ui();
+    )
+    .description(DESCRIPTION);
+    let docs = platform::openapi::Docs::new(&service.spec(), &service.swagger_ui_html());
     let get_only = [poem::http::Method::GET];
     let routes = platform::edge::Routes::from_openapi(&service.spec())
         .add("/openapi.json", &get_only)
@@ -137,8 +151,8 @@ pub fn app(
         );
     }
     route
-        .at("/openapi.json", spec)
-        .nest("/docs", ui)
+        .at("/openapi.json", docs.spec_endpoint())
+        .nest("/docs", docs.ui_endpoint())
         .at("/v1/ws", poem::get(crate::realtime::ws::handler))
         .at("/v1/events", poem::get(crate::realtime::sse::handler))
         .nest("/", service)
@@ -155,7 +169,8 @@ pub struct Message {
     pub message_id: String,
     /// Per-channel sequence, from 1, gap-free.
     pub message_seq: u64,
-    /// The sender's idempotency key, if it sent one.
+    /// The sender's idempotency key, or null.
+    #[oai(nullable)]
     pub client_msg_no: Option<String>,
     /// The sender.
     pub from_uid: String,
@@ -228,6 +243,12 @@ pub fn parse_limit(raw: Option<u64>, default: usize, max: usize) -> Result<usize
             .ok()
             .filter(|n| (1..=max).contains(n))
             .ok_or_else(|| ApiError::validation("limit", format!("limit must be 1..={max}"))),
+    }
+}
+
+impl<S> From<StoreError> for platform::error::Failure<S> {
+    fn from(e: StoreError) -> Self {
+        ApiError::from(e).into()
     }
 }
 

@@ -24,10 +24,12 @@ pub struct ProjectionLag {
     /// The last event-log sequence it has applied (0 when it has no checkpoint yet).
     pub checkpoint: u64,
     /// Events it is behind the stream's last sequence; null when the stream is unreachable.
+    #[oai(nullable)]
     pub lag: Option<u64>,
     /// The poison event it is halted on (projector policy `PARLEY_PROJECTOR_ON_POISON=stop`,
     /// until `projector dlq retry|skip`); null while it runs. A halted projection makes
     /// `/ready` 503.
+    #[oai(nullable)]
     pub halted_at: Option<u64>,
 }
 

@@ -6,7 +6,7 @@ use super::ApiTags;
 use crate::realtime::Realtime;
 use events::{TenantId, Uid};
 use platform::auth::CallerAuth;
-use platform::error::ApiError;
+use platform::error::{ApiError, Failure};
 use platform::http::{BodyRules, BoundedBody, JsonBody};
 use platform::token::{DeviceFlag, DEFAULT_TTL_S};
 use poem_openapi::param::Query;
@@ -40,13 +40,29 @@ pub struct UserOnline {
 
 /// A dev token request.
 #[derive(Debug, Object, serde::Deserialize)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, example)]
 #[serde(deny_unknown_fields)]
 pub struct DevTokenRequest {
-    /// The user.
+    /// The user: 1–128 bytes of UTF-8 without whitespace or control characters.
+    #[oai(validator(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\s\x00-\x1f\x7f-\x9f]+$"
+    ))]
     pub uid: String,
     /// 0 app, 1 web (default), 2 desktop.
+    #[oai(nullable, validator(minimum(value = "0"), maximum(value = "2")))]
+    #[serde(default)]
     pub device_flag: Option<u8>,
+}
+
+impl poem_openapi::types::Example for DevTokenRequest {
+    fn example() -> Self {
+        Self {
+            uid: "alice".into(),
+            device_flag: Some(1),
+        }
+    }
 }
 
 impl BoundedBody for DevTokenRequest {
@@ -88,9 +104,10 @@ impl RealtimeApi {
     async fn online(
         &self,
         auth: CallerAuth,
-        /// Comma-separated uids.
+        /// Comma-separated uids, 1–200.
+        #[oai(example = "super::docs::uids")]
         uids: Query<String>,
-    ) -> Result<Json<Vec<UserOnline>>, ApiError> {
+    ) -> Result<Json<Vec<UserOnline>>, Failure<super::docs::OnlineErrors>> {
         let mut parsed = Vec::new();
         for raw in uids.0.split(',').map(str::trim).filter(|u| !u.is_empty()) {
             parsed.push(
@@ -102,7 +119,8 @@ impl RealtimeApi {
             return Err(ApiError::validation(
                 "uids",
                 format!("uids must name 1 to {MAX_UIDS} users"),
-            ));
+            )
+            .into());
         }
         let online = self.rt.presence.online(auth.0.tenant(), &parsed);
         Ok(Json(
@@ -124,9 +142,12 @@ impl RealtimeApi {
     /// Development only: a user token for `uid` of the dev tenant, without credentials.
     /// 404 `NOT_FOUND` unless the service runs with `PARLEY_DEV_TOKENS=1`.
     #[oai(path = "/v1/dev/tokens", method = "post", operation_id = "dev_token")]
-    async fn dev_token(&self, body: JsonBody<DevTokenRequest>) -> Result<Json<DevToken>, ApiError> {
+    async fn dev_token(
+        &self,
+        body: JsonBody<DevTokenRequest>,
+    ) -> Result<Json<DevToken>, Failure<super::docs::DevTokenErrors>> {
         let Some(tenant) = &self.dev_tenant else {
-            return Err(ApiError::not_found("NOT_FOUND", "dev tokens are disabled"));
+            return Err(ApiError::not_found("NOT_FOUND", "dev tokens are disabled").into());
         };
         let uid = Uid::parse(body.0.uid.as_str())
             .map_err(|e| ApiError::validation("uid", format!("uid {e}")))?;
