@@ -27,11 +27,33 @@ stop() {
   fi
 }
 
+port_free() { python3 -c 'import socket,sys;s=socket.socket();s.bind(("127.0.0.1",int(sys.argv[1])))' "$1" 2>/dev/null; }
+
+# The port of `var` in an existing DIR/env (empty when none).
+old_port() {
+  [ -f "$dir/env" ] || return 0
+  sed -nE "s|^export $1=.*:([0-9]+)(/.*)?\$|\1|p" "$dir/env" | head -n1
+}
+
+# A persistent DIR (make run) keeps its ports across runs while they are free, so URLs and
+# DIR/env stay valid; throwaway ones (--test, --bench) take fresh free ports.
+pick_port() {
+  local previous="$1"
+  if [ -z "$mode" ] && [ -n "$previous" ] && port_free "$previous"; then
+    echo "$previous"
+  else
+    if [ -z "$mode" ] && [ -n "$previous" ]; then
+      echo "infra: port $previous is taken; using another" >&2
+    fi
+    free_port
+  fi
+}
+
 start() {
   stop
   local nats_port pg_port
-  nats_port="$(free_port)"
-  pg_port="$(free_port)"
+  nats_port="$(pick_port "$(old_port PARLEY_NATS_URL)")"
+  pg_port="$(pick_port "$(old_port PARLEY_DATABASE_URL)")"
   mkdir -p "$dir/nats"
   "$root/.venv/bin/nats-server" -a 127.0.0.1 -p "$nats_port" -js -sd "$dir/nats" >"$dir/nats.log" 2>&1 &
   echo $! >"$dir/nats.pid"

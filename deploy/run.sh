@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make run`: installs what is missing, starts NATS (JetStream) and a project-local Postgres on
-# loopback (data in .run/dev, kept across runs), builds and starts the three services, prints
-# the URLs and the dev API key, and stops everything on Ctrl-C. Dev tokens are on (the
+# loopback (data in .run/dev, kept across runs, on the same ports while they are free), builds
+# and starts the three services, waits until each one's /ready answers, prints the URLs and the
+# dev API key, and stops everything on Ctrl-C. Dev tokens are on (the
 # browser client at the query service's / uses them); the token secret is kept in .run/dev.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -43,7 +44,26 @@ target/release/command-svc &
 pids+=($!)
 target/release/query-svc &
 pids+=($!)
-sleep 1
+# "Running" only once every service is ready (or say which one is not).
+for url in "http://$PARLEY_COMMAND_LISTEN/ready" "http://$PARLEY_QUERY_LISTEN/ready" \
+  "http://$PARLEY_PROJECTOR_LISTEN/ready"; do
+  ready=""
+  for i in $(seq 1 3000); do
+    if [ "$i" = 25 ]; then echo "run: waiting for $url" >&2; fi
+    if curl -sf -o /dev/null "$url"; then ready=1; break; fi
+    for p in "${pids[@]}"; do
+      if ! kill -0 "$p" 2>/dev/null; then
+        echo "run: a service exited before it was ready (see its log above)" >&2
+        exit 1
+      fi
+    done
+    sleep 0.2
+  done
+  if [ -z "$ready" ]; then
+    echo "run: $url did not answer 200 within 600 s" >&2
+    exit 1
+  fi
+done
 cat <<MSG
 
 Parley is running (Ctrl-C stops everything):

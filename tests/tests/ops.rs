@@ -617,7 +617,11 @@ async fn two_projectors_one_serves_and_the_standby_takes_over() {
                 let messages: Vec<Value> = (0..20)
                     .map(|j| {
                         let n = i * 20 + j;
-                        let (ct, id) = if n.is_multiple_of(2) { (1, "ha-b") } else { (2, "g2") };
+                        let (ct, id) = if n.is_multiple_of(2) {
+                            (1, "ha-b")
+                        } else {
+                            (2, "g2")
+                        };
                         json!({"channel_id": id, "channel_type": ct, "from_uid": "u2",
                                "payload": b64(format!("handover {n}").as_bytes()),
                                "client_msg_no": format!("handover-{n}")})

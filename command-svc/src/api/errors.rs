@@ -16,7 +16,9 @@ impl From<ServiceError> for ApiError {
                     ApiError::not_found("CONVERSATION_NOT_FOUND", d.to_string())
                 }
                 DomainError::NotAMember(_) => ApiError::forbidden("NOT_A_MEMBER", d.to_string()),
-                DomainError::ChannelExists => ApiError::conflict("CHANNEL_EXISTS", d.to_string()),
+                DomainError::ChannelExists | DomainError::ChannelRetired => {
+                    ApiError::conflict("CHANNEL_EXISTS", d.to_string())
+                }
                 DomainError::MemberNotFound(_) => {
                     ApiError::not_found("MEMBER_NOT_FOUND", d.to_string())
                 }

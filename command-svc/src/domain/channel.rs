@@ -108,9 +108,12 @@ pub enum DomainError {
     /// The sender or reader is not a member.
     #[error("{0} is not a member of the channel")]
     NotAMember(String),
-    /// The group exists or existed (ids are not reused).
+    /// The group exists.
     #[error("channel already exists")]
     ChannelExists,
+    /// The id belonged to a group that was disbanded: ids are retired, never reused.
+    #[error("the id belonged to a disbanded group and is retired: ids are never reused")]
+    ChannelRetired,
     /// The uid to remove is not a member.
     #[error("{0} is not a member of the channel")]
     MemberNotFound(String),
@@ -192,6 +195,9 @@ pub fn decide(
             let Some(channel_id) = group_id(key) else {
                 return Err(DomainError::ChannelNotFound);
             };
+            if state.disbanded {
+                return Err(DomainError::ChannelRetired);
+            }
             if state.created {
                 return Err(DomainError::ChannelExists);
             }
@@ -463,7 +469,7 @@ mod tests {
                     members: vec![]
                 }
             ),
-            Err(DomainError::ChannelExists)
+            Err(DomainError::ChannelRetired)
         );
     }
 
