@@ -1,7 +1,7 @@
 //! Logging and metrics set-up.
 //!
 //! Logs: `tracing` to stderr, filtered by `RUST_LOG` (default `info`, with the migration
-//! runner's and the NATS client's chatter at `warn`), JSON lines when `PARLEY_LOG_FORMAT=json`,
+//! runner's, the NATS client's and Postgres notices' chatter at `warn`), JSON lines when `PARLEY_LOG_FORMAT=json`,
 //! colours only when stderr is a terminal. Metrics: one process-wide Prometheus recorder whose text rendering
 //! `/metrics` serves; names follow `<service>_<thing>_<unit>`.
 
@@ -13,7 +13,7 @@ use tracing_subscriber::EnvFilter;
 pub fn init_tracing() {
     use std::io::IsTerminal as _;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new("info,refinery=warn,refinery_core=warn,async_nats=warn")
+        EnvFilter::new("info,refinery=warn,refinery_core=warn,async_nats=warn,tokio_postgres=warn")
     });
     let json = std::env::var("PARLEY_LOG_FORMAT").is_ok_and(|v| v == "json");
     let builder = tracing_subscriber::fmt()

@@ -71,9 +71,14 @@ fn fold(state: &mut ChannelState, seq: u64, payload: &[u8]) -> Result<(), LogErr
     Ok(())
 }
 
+/// The channel's snapshot row, and whether the channels projection holds an open parked
+/// event of the channel's subject (`$4`): such a snapshot lacks that event's effect, so the
+/// state is folded from the log alone instead.
 const SNAPSHOT: &str = "SELECT disbanded, last_msg_seq, last_event_seq, \
        ARRAY(SELECT uid FROM channel_members m WHERE m.tenant = c.tenant AND m.channel_key = c.channel_key \
-             AND c.channel_type = 2) AS members \
+             AND c.channel_type = 2) AS members, \
+       EXISTS (SELECT 1 FROM parked_events p WHERE p.projection = 'channels' AND p.subject = $4 \
+               AND p.state IN ('parked', 'retry')) AS parked \
      FROM channels c WHERE tenant = $1 AND channel_type = $2 AND channel_key = $3";
 
 /// The key's record, read in one snapshot with the channel's `last_msg_seq`: the key is known
@@ -168,21 +173,33 @@ impl EventLog {
         key: &ChannelKey,
     ) -> Result<ChannelState, LogError> {
         let (ct, k) = projector::core::channel_columns(key);
+        let subject = self.subjects.channel(tenant, key);
         let row = self
-            .read_row(SNAPSHOT, &[&tenant.as_str(), &ct, &k])
+            .read_row(SNAPSHOT, &[&tenant.as_str(), &ct, &k, &subject])
             .await?;
-        Ok(match row {
-            None => ChannelState::default(),
-            Some(r) => ChannelState {
-                created: ct == 2,
-                disbanded: r.get(0),
-                last_msg_seq: r.get::<_, i64>(1) as u64,
-                last_event_seq: r.get::<_, i64>(2) as u64,
-                members: r.get::<_, Vec<String>>(3).into_iter().collect(),
-                keys: Default::default(),
-                snapshot_msg_seq: r.get::<_, i64>(1) as u64,
-                loaded_keys: 0,
-            },
+        let Some(r) = row else {
+            return Ok(ChannelState::default());
+        };
+        let bad = |e: tokio_postgres::Error| LogError::Snapshot(e.to_string());
+        if r.try_get::<_, bool>(4).map_err(bad)? {
+            tracing::warn!(subject = %subject, "the channel's snapshot lacks a parked event; folding the channel from the log");
+            return Ok(ChannelState::default());
+        }
+        let seq = |v: i64| u64::try_from(v).unwrap_or_default();
+        let last_msg_seq = seq(r.try_get(1).map_err(bad)?);
+        Ok(ChannelState {
+            created: ct == 2,
+            disbanded: r.try_get(0).map_err(bad)?,
+            last_msg_seq,
+            last_event_seq: seq(r.try_get(2).map_err(bad)?),
+            members: r
+                .try_get::<_, Vec<String>>(3)
+                .map_err(bad)?
+                .into_iter()
+                .collect(),
+            keys: Default::default(),
+            snapshot_msg_seq: last_msg_seq,
+            loaded_keys: 0,
         })
     }
 
