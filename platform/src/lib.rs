@@ -15,6 +15,7 @@
 //!   rendering with named path parameters, `Allow` on 405, request metrics.
 //! - [`server`]: the HTTP server: connection cap, header/idle timeouts, accept errors,
 //!   draining shutdown.
+//! - [`params`]: parameter types with the `events` rules (ids).
 //! - [`openapi`]: the finished OpenAPI document and Swagger UI.
 //! - [`log`]: NATS connection and the event stream's definition.
 //! - [`db`]: the Postgres pool.
@@ -29,6 +30,7 @@ pub mod error;
 pub mod http;
 pub mod log;
 pub mod openapi;
+pub mod params;
 pub mod rpc;
 pub mod server;
 pub mod shutdown;

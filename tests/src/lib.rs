@@ -492,3 +492,38 @@ pub async fn stream_head(env: &TestEnv) -> anyhow::Result<u64> {
     let mut stream = js.get_stream(&env.stream).await?;
     Ok(stream.info().await?.state.last_sequence)
 }
+
+/// The seed of a randomized test: `PARLEY_TEST_SEED` when set, else a fresh one; printed, so
+/// a failing run can be repeated.
+pub fn seed() -> u64 {
+    use rand::Rng as _;
+    let seed = std::env::var("PARLEY_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| rand::thread_rng().gen());
+    println!("seed {seed} (PARLEY_TEST_SEED={seed} repeats this run)");
+    seed
+}
+
+/// A free loopback port (bound and released at once).
+///
+/// # Panics
+/// No port can be bound.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// Rows of `parked_events` (every projection and version, any state).
+///
+/// # Errors
+/// Postgres errors.
+pub async fn parked_count(env: &TestEnv) -> anyhow::Result<i64> {
+    let db = env.db().await?;
+    Ok(db
+        .query_one("SELECT count(*) FROM parked_events", &[])
+        .await?
+        .get(0))
+}

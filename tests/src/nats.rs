@@ -25,9 +25,7 @@ impl NatsServer {
             .unwrap_or_else(|| {
                 PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/nats-server")
             });
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
+        let port = crate::free_port();
         let dir = std::env::temp_dir().join(format!("parley-nats-{}", uuid::Uuid::now_v7()));
         std::fs::create_dir_all(&dir)?;
         let child = std::process::Command::new(&bin)

@@ -48,12 +48,6 @@ fn run(mut cmd: Command, what: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 impl PgCluster {
     /// Creates (`initdb`) and starts a cluster in a new temporary directory, with database
     /// `parley`.
@@ -83,7 +77,7 @@ impl PgCluster {
         run(initdb, "initdb")?;
         let cluster = Self {
             dir,
-            port: free_port()?,
+            port: crate::free_port(),
             bin,
         };
         cluster.up()?;

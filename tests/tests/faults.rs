@@ -20,15 +20,6 @@ struct Acked {
     message_seq: u64,
 }
 
-fn seed() -> u64 {
-    let seed = std::env::var("PARLEY_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| rand::thread_rng().gen());
-    println!("seed {seed} (PARLEY_TEST_SEED={seed} repeats this run)");
-    seed
-}
-
 fn body(from: &str, to: &str, no: &str) -> Value {
     json!({"channel_id": to, "channel_type": 1, "from_uid": from,
            "payload": b64(no.as_bytes()), "client_msg_no": no})
@@ -290,11 +281,9 @@ async fn projector_reapplies_events_after_its_checkpoint_moves_back() {
     }
     let head = stream_head(&env).await.expect("head");
     assert_history_exact(&q, &acked, head).await;
-    let db = env.db().await.expect("db");
-    let parked: i64 = db
-        .query_one("SELECT count(*) FROM parked_events", &[])
-        .await
-        .expect("parked")
-        .get(0);
-    assert_eq!(parked, 0, "re-applied events must not be parked");
+    assert_eq!(
+        parked_count(&env).await.expect("parked"),
+        0,
+        "re-applied events must not be parked"
+    );
 }

@@ -541,10 +541,7 @@ struct ProjectorProcess {
 
 impl ProjectorProcess {
     fn spawn(env: &TestEnv) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
+        let port = free_port();
         let child = env
             .projector_cmd(&["run"])
             .env("PARLEY_PROJECTOR_LISTEN", format!("127.0.0.1:{port}"))
@@ -662,13 +659,11 @@ async fn two_projectors_one_serves_and_the_standby_takes_over() {
     let last = writer.await.expect("writer");
 
     caught_up(&env).await;
-    let db = env.db().await.expect("db");
-    let parked: i64 = db
-        .query_one("SELECT count(*) FROM parked_events", &[])
-        .await
-        .expect("parked")
-        .get(0);
-    assert_eq!(parked, 0, "a valid event was parked during the handover");
+    assert_eq!(
+        parked_count(&env).await.expect("parked"),
+        0,
+        "a valid event was parked during the handover"
+    );
     for (key, n) in &last {
         let (ct, id) = key.split_once('/').expect("key");
         let (st, v) = q
@@ -756,13 +751,7 @@ async fn legacy_group_name_with_nul_is_applied_and_rebuilds_clean() {
         .expect("info");
     assert_eq!(st, 200, "{info}");
     assert_eq!(info["name"], "a\u{FFFD}b");
-    let db = env.db().await.expect("db");
-    let parked: i64 = db
-        .query_one("SELECT count(*) FROM parked_events", &[])
-        .await
-        .expect("parked")
-        .get(0);
-    assert_eq!(parked, 0);
+    assert_eq!(parked_count(&env).await.expect("parked"), 0);
     let (ok, out, err) = env
         .projector_run(&["rebuild", "--all"])
         .await

@@ -49,16 +49,10 @@ async fn services_stop_within_their_deadline_while_nats_is_down() {
 #[tokio::test]
 async fn an_unreachable_nats_fails_fast_by_name_and_sigterm_ends_the_wait() {
     let mut env = TestEnv::new().await.expect("env");
-    let dead = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port")
-        .port();
+    let dead = free_port();
     env.nats_url = format!("nats://127.0.0.1:{dead}");
     let spawn = |env: &TestEnv| {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("port")
-            .port();
+        let port = free_port();
         env.projector_cmd(&["run"])
             .env("PARLEY_PROJECTOR_LISTEN", format!("127.0.0.1:{port}"))
             .env("RUST_LOG", "warn")

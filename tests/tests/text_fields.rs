@@ -71,15 +71,6 @@ fn valid_name(s: &str) -> bool {
     !s.is_empty() && s.len() <= 256 && !s.chars().any(char::is_control)
 }
 
-fn seed() -> u64 {
-    let seed = std::env::var("PARLEY_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| rand::thread_rng().gen());
-    println!("seed {seed} (PARLEY_TEST_SEED={seed} repeats this run)");
-    seed
-}
-
 /// An id: a fresh valid one, or (one time in three) an arbitrary string before `<prefix><i>`.
 fn id(rng: &mut StdRng, prefix: &str, i: usize) -> String {
     if rng.gen_range(0..3) == 0 {
@@ -94,14 +85,6 @@ fn id(rng: &mut StdRng, prefix: &str, i: usize) -> String {
         .take(40)
         .collect()
     }
-}
-
-async fn parked(env: &TestEnv) -> i64 {
-    let db = env.db().await.expect("db");
-    db.query_one("SELECT count(*) FROM parked_events", &[])
-        .await
-        .expect("parked")
-        .get(0)
 }
 
 #[tokio::test]
@@ -227,7 +210,7 @@ async fn arbitrary_strings_in_every_field_are_refused_by_name_or_stored_exactly(
         assert!(found, "{from:?} → {to:?} ({no:?}) not in history: {h}");
     }
     assert_eq!(
-        parked(&env).await,
+        parked_count(&env).await.expect("parked"),
         0,
         "an accepted command's event was parked"
     );
@@ -321,7 +304,7 @@ async fn records_with_arbitrary_text_already_in_the_log_are_all_applied() {
         );
     }
     assert_eq!(
-        parked(&env).await,
+        parked_count(&env).await.expect("parked"),
         0,
         "a record already in the log was parked"
     );

@@ -8,6 +8,7 @@ use events::{ChannelId, ChannelKey, Event, Uid};
 use platform::auth::TenantAuth;
 use platform::error::{ApiError, Failure};
 use platform::http::{BodyRules, BoundedBody, JsonBody, MAX_ID_JSON_BYTES};
+use platform::params::Id;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
@@ -190,15 +191,8 @@ impl ChannelsApi {
         &self,
         auth: TenantAuth,
         /// The group.
-        #[oai(
-            example = "docs::team",
-            validator(
-                min_length = 1,
-                max_length = 128,
-                pattern = r"^[^\s\x00-\x1f\x7f-\x9f]+$"
-            )
-        )]
-        channel_id: Path<String>,
+        #[oai(example = "docs::team")]
+        channel_id: Path<Id>,
     ) -> Result<Json<CommandResult>, Failure<GroupPathErrors>> {
         let channel_id = id("channel_id", &channel_id.0, ChannelId::parse)?;
         let key = ChannelKey::Group {
@@ -225,15 +219,8 @@ impl ChannelsApi {
         &self,
         auth: TenantAuth,
         /// The group.
-        #[oai(
-            example = "docs::team",
-            validator(
-                min_length = 1,
-                max_length = 128,
-                pattern = r"^[^\s\x00-\x1f\x7f-\x9f]+$"
-            )
-        )]
-        channel_id: Path<String>,
+        #[oai(example = "docs::team")]
+        channel_id: Path<Id>,
         body: JsonBody<AddMembersRequest>,
     ) -> Result<Json<AddMembersResult>, Failure<AddErrors>> {
         let channel_id = id("channel_id", &channel_id.0, ChannelId::parse)?;
@@ -273,25 +260,11 @@ impl ChannelsApi {
         &self,
         auth: TenantAuth,
         /// The group.
-        #[oai(
-            example = "docs::team",
-            validator(
-                min_length = 1,
-                max_length = 128,
-                pattern = r"^[^\s\x00-\x1f\x7f-\x9f]+$"
-            )
-        )]
-        channel_id: Path<String>,
+        #[oai(example = "docs::team")]
+        channel_id: Path<Id>,
         /// The member to remove.
-        #[oai(
-            example = "docs::carol",
-            validator(
-                min_length = 1,
-                max_length = 128,
-                pattern = r"^[^\s\x00-\x1f\x7f-\x9f]+$"
-            )
-        )]
-        uid: Path<String>,
+        #[oai(example = "docs::carol")]
+        uid: Path<Id>,
     ) -> Result<Json<CommandResult>, Failure<GroupPathErrors>> {
         let channel_id = id("channel_id", &channel_id.0, ChannelId::parse)?;
         let uid = id("uid", &uid.0, Uid::parse)?;

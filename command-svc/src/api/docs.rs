@@ -115,23 +115,23 @@ error_set!(
 );
 
 /// Example uid of a path: the user the examples act as.
-pub fn alice() -> String {
-    "alice".into()
+pub fn alice() -> platform::params::Id {
+    platform::params::Id("alice".into())
 }
 
 /// Example uid of a path: the peer in alice's personal channel.
-pub fn bob() -> String {
-    "bob".into()
+pub fn bob() -> platform::params::Id {
+    platform::params::Id("bob".into())
 }
 
 /// Example uid of a path: the member the examples add and remove.
-pub fn carol() -> String {
-    "carol".into()
+pub fn carol() -> platform::params::Id {
+    platform::params::Id("carol".into())
 }
 
 /// Example group id of a path.
-pub fn team() -> String {
-    "team".into()
+pub fn team() -> platform::params::Id {
+    platform::params::Id("team".into())
 }
 
 /// Example `channel_type` of a path: personal.

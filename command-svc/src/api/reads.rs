@@ -8,6 +8,7 @@ use events::{ChannelId, ChannelKey, Event, TenantId, Uid};
 use platform::auth::TenantAuth;
 use platform::error::{ApiError, Failure};
 use platform::http::{BodyRules, BoundedBody, JsonBody};
+use platform::params::Id;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
@@ -62,15 +63,8 @@ impl ReadsApi {
         &self,
         auth: TenantAuth,
         /// The reader.
-        #[oai(
-            example = "docs::bob",
-            validator(
-                min_length = 1,
-                max_length = 128,
-                pattern = r"^[^\s\x00-\x1f\x7f-\x9f]+$"
-            )
-        )]
-        uid: Path<String>,
+        #[oai(example = "docs::bob")]
+        uid: Path<Id>,
         /// 1 personal, 2 group.
         #[oai(
             name = "channel_type",
@@ -79,15 +73,8 @@ impl ReadsApi {
         )]
         ct: Path<u8>,
         /// The group id, or for a personal conversation the peer's uid.
-        #[oai(
-            example = "docs::alice",
-            validator(
-                min_length = 1,
-                max_length = 128,
-                pattern = r"^[^\s\x00-\x1f\x7f-\x9f]+$"
-            )
-        )]
-        channel_id: Path<String>,
+        #[oai(example = "docs::alice")]
+        channel_id: Path<Id>,
         body: JsonBody<SetReadRequest>,
     ) -> Result<Json<SetReadResult>, Failure<ReadErrors>> {
         Ok(Json(

@@ -7,6 +7,7 @@ use events::Uid;
 use platform::auth::TenantAuth;
 use platform::error::{ApiError, Failure};
 use platform::http::{BodyRules, BoundedBody, JsonBody};
+use platform::params::Id;
 use platform::token::{DeviceFlag, TokenError, DEFAULT_TTL_S, TTL_RANGE_S};
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
@@ -75,15 +76,8 @@ impl TokensApi {
         &self,
         auth: TenantAuth,
         /// The user the token reads as.
-        #[oai(
-            example = "docs::alice",
-            validator(
-                min_length = 1,
-                max_length = 128,
-                pattern = r"^[^\s\x00-\x1f\x7f-\x9f]+$"
-            )
-        )]
-        uid: Path<String>,
+        #[oai(example = "docs::alice")]
+        uid: Path<Id>,
         body: JsonBody<TokenRequest>,
     ) -> Result<Json<TokenResponse>, Failure<TokenErrors>> {
         let uid = id("uid", &uid.0, Uid::parse)?;

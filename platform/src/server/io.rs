@@ -227,8 +227,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
         // A lone head (hyper's error answers have no body) may need rewriting.
-        let nonempty: Vec<&std::io::IoSlice<'_>> = bufs.iter().filter(|b| !b.is_empty()).collect();
-        if let [only] = nonempty.as_slice() {
+        let mut nonempty = bufs.iter().filter(|b| !b.is_empty());
+        if let (Some(only), None) = (nonempty.next(), nonempty.next()) {
             self.check(only);
         }
         let polled = if self.rewrite.is_some() {

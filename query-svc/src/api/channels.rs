@@ -10,6 +10,7 @@ use crate::store::channels::GroupRow;
 use events::{ChannelId, TenantId, Uid};
 use platform::auth::{Caller, CallerAuth};
 use platform::error::{ApiError, Failure};
+use platform::params::Id;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
@@ -110,25 +111,11 @@ impl ChannelsApi {
         &self,
         auth: CallerAuth,
         /// The group's id.
-        #[oai(
-            example = "docs::team",
-            validator(
-                min_length = 1,
-                max_length = 128,
-                pattern = r"^[^\s\x00-\x1f\x7f-\x9f]+$"
-            )
-        )]
-        channel_id: Path<String>,
+        #[oai(example = "docs::team")]
+        channel_id: Path<Id>,
         /// Optional viewer whose membership is required.
-        #[oai(
-            example = "docs::alice_opt",
-            validator(
-                min_length = 1,
-                max_length = 128,
-                pattern = r"^[^\s\x00-\x1f\x7f-\x9f]+$"
-            )
-        )]
-        uid: Query<Option<String>>,
+        #[oai(example = "docs::alice_opt")]
+        uid: Query<Option<Id>>,
         /// Wait until the read models include this event-log sequence.
         min_event_seq: Query<Option<u64>>,
     ) -> Result<Json<ChannelInfo>, Failure<ChannelErrors>> {
@@ -161,22 +148,10 @@ impl ChannelsApi {
         &self,
         auth: CallerAuth,
         /// The group's id.
-        #[oai(
-            example = "docs::team",
-            validator(
-                min_length = 1,
-                max_length = 128,
-                pattern = r"^[^\s\x00-\x1f\x7f-\x9f]+$"
-            )
-        )]
-        channel_id: Path<String>,
+        #[oai(example = "docs::team")]
+        channel_id: Path<Id>,
         /// Optional viewer whose membership is required.
-        #[oai(validator(
-            min_length = 1,
-            max_length = 128,
-            pattern = r"^[^\s\x00-\x1f\x7f-\x9f]+$"
-        ))]
-        uid: Query<Option<String>>,
+        uid: Query<Option<Id>>,
         /// `next_cursor` of the previous page: members with a larger uid follow.
         cursor: Query<Option<String>>,
         /// Page size, 1–1000, default 100.

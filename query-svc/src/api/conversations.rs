@@ -10,6 +10,7 @@ use crate::store::conversations::ConversationRow;
 use platform::auth::CallerAuth;
 use platform::error::{ApiError, Failure};
 use platform::http::SerdeJson;
+use platform::params::Id;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::{Object, OpenApi};
 use std::sync::Arc;
@@ -86,15 +87,8 @@ impl ConversationsApi {
         &self,
         auth: CallerAuth,
         /// The user.
-        #[oai(
-            example = "docs::alice",
-            validator(
-                min_length = 1,
-                max_length = 128,
-                pattern = r"^[^\s\x00-\x1f\x7f-\x9f]+$"
-            )
-        )]
-        uid: Path<String>,
+        #[oai(example = "docs::alice")]
+        uid: Path<Id>,
         /// Page size, 1–100, default 20.
         #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
         limit: Query<Option<u64>>,

@@ -62,23 +62,23 @@ error_set!(
 );
 
 /// Example viewer.
-pub fn alice() -> String {
-    "alice".into()
+pub fn alice() -> platform::params::Id {
+    platform::params::Id("alice".into())
 }
 
 /// Example viewer, as an optional query parameter.
-pub fn alice_opt() -> Option<String> {
-    Some("alice".into())
+pub fn alice_opt() -> Option<platform::params::Id> {
+    Some(alice())
 }
 
 /// Example peer of alice's personal channel.
-pub fn bob() -> String {
-    "bob".into()
+pub fn bob() -> platform::params::Id {
+    platform::params::Id("bob".into())
 }
 
 /// Example group.
-pub fn team() -> String {
-    "team".into()
+pub fn team() -> platform::params::Id {
+    platform::params::Id("team".into())
 }
 
 /// Example `channel_type`: personal.

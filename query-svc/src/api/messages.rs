@@ -10,6 +10,7 @@ use events::{ChannelKey, ChannelType};
 use platform::auth::CallerAuth;
 use platform::error::{ApiError, Failure};
 use platform::http::SerdeJson;
+use platform::params::Id;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::{Object, OpenApi};
 use std::sync::Arc;
@@ -62,26 +63,12 @@ impl MessagesApi {
         )]
         channel_type: Path<u64>,
         /// The group id, or the peer's uid for a personal channel.
-        #[oai(
-            example = "docs::bob",
-            validator(
-                min_length = 1,
-                max_length = 128,
-                pattern = r"^[^\s\x00-\x1f\x7f-\x9f]+$"
-            )
-        )]
-        channel_id: Path<String>,
+        #[oai(example = "docs::bob")]
+        channel_id: Path<Id>,
         /// The viewer: required with an API key; with a user token it is the token's uid
         /// (another uid is 403 `FORBIDDEN_UID`).
-        #[oai(
-            example = "docs::alice_opt",
-            validator(
-                min_length = 1,
-                max_length = 128,
-                pattern = r"^[^\s\x00-\x1f\x7f-\x9f]+$"
-            )
-        )]
-        uid: Query<Option<String>>,
+        #[oai(example = "docs::alice_opt")]
+        uid: Query<Option<Id>>,
         /// Only messages with a larger `message_seq`.
         after_seq: Query<Option<u64>>,
         /// Only messages with a smaller `message_seq`.
@@ -152,15 +139,8 @@ impl MessagesApi {
         #[oai(example = "docs::message_id")]
         message_id: Path<String>,
         /// The viewer: required with an API key; with a user token it is the token's uid.
-        #[oai(
-            example = "docs::alice_opt",
-            validator(
-                min_length = 1,
-                max_length = 128,
-                pattern = r"^[^\s\x00-\x1f\x7f-\x9f]+$"
-            )
-        )]
-        uid: Query<Option<String>>,
+        #[oai(example = "docs::alice_opt")]
+        uid: Query<Option<Id>>,
         /// Wait until the read models include this event-log sequence.
         min_event_seq: Query<Option<u64>>,
     ) -> Result<SerdeJson<Message>, Failure<MessageErrors>> {

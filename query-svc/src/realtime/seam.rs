@@ -101,14 +101,21 @@ pub struct Refill {
     pub max_event_seq: u64,
 }
 
+/// What the client holds of one channel.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Span {
+    /// The first `message_seq` sent on this connection (0: none yet).
+    first_sent: u64,
+    /// The last `message_seq` the client holds: sent on this connection, or claimed by its
+    /// `sync`.
+    last: u64,
+}
+
 /// See the module docs.
 #[derive(Debug)]
 pub struct Seam {
-    /// Per channel, the last `message_seq` the client holds: sent on this connection, or
-    /// claimed by its `sync`.
-    last: HashMap<ChannelKey, u64>,
-    /// Per channel, the first `message_seq` sent on this connection.
-    first_sent: HashMap<ChannelKey, u64>,
+    /// Per channel, what the client holds (one map, one lookup per live message).
+    channels: HashMap<ChannelKey, Span>,
     phase: Phase,
     held: VecDeque<Out>,
     refill: HashMap<ChannelKey, (u64, u64, u64)>,
@@ -119,8 +126,7 @@ impl Seam {
     /// A new connection's seam, holding at most `capacity` live items before going live.
     pub fn new(capacity: usize) -> Self {
         Self {
-            last: HashMap::new(),
-            first_sent: HashMap::new(),
+            channels: HashMap::new(),
             phase: Phase::Holding,
             held: VecDeque::new(),
             refill: HashMap::new(),
@@ -205,9 +211,9 @@ impl Seam {
 
     /// What to do with live message `message_seq` (event `event_seq`) of `channel` (rule 3).
     pub fn step(&self, channel: &ChannelKey, message_seq: u64, event_seq: u64) -> Step {
-        match self.last.get(channel) {
-            Some(&last) if message_seq <= last => Step::Skip,
-            Some(&last) if message_seq > last + 1 => Step::Fill {
+        match self.channels.get(channel).map(|s| s.last) {
+            Some(last) if message_seq <= last => Step::Skip,
+            Some(last) if message_seq > last + 1 => Step::Fill {
                 after: last,
                 upto: message_seq - 1,
                 max_event_seq: event_seq.saturating_sub(1),
@@ -218,26 +224,36 @@ impl Seam {
 
     /// The last seq the client holds of `channel`, if known.
     pub fn last(&self, channel: &ChannelKey) -> Option<u64> {
-        self.last.get(channel).copied()
+        self.channels.get(channel).map(|s| s.last)
     }
 
     /// Records that message `message_seq` of `channel` went out.
     pub fn sent(&mut self, channel: &ChannelKey, message_seq: u64) {
-        match self.last.get_mut(channel) {
-            Some(l) => *l = (*l).max(message_seq),
-            None => {
-                self.last.insert(channel.clone(), message_seq);
+        match self.channels.get_mut(channel) {
+            Some(span) => {
+                span.last = span.last.max(message_seq);
+                if span.first_sent == 0 {
+                    span.first_sent = message_seq;
+                }
             }
-        }
-        if !self.first_sent.contains_key(channel) {
-            self.first_sent.insert(channel.clone(), message_seq);
+            None => {
+                self.channels.insert(
+                    channel.clone(),
+                    Span {
+                        first_sent: message_seq,
+                        last: message_seq,
+                    },
+                );
+            }
         }
     }
 
     /// What a `sync` does for `channel`, whose client holds up to `client_last` and whose
     /// newest message is `channel_last` (rule 4). Records the client's claim.
     pub fn plan(&mut self, channel: &ChannelKey, client_last: u64, channel_last: u64) -> Plan {
-        if let Some(&first) = self.first_sent.get(channel) {
+        let span = self.channels.get(channel).copied().unwrap_or_default();
+        let first = span.first_sent;
+        if first > 0 {
             return if client_last + 1 < first {
                 Plan::Gap {
                     from: client_last + 1,
@@ -247,13 +263,14 @@ impl Seam {
                 Plan::Nothing
             };
         }
-        let known = self
-            .last
-            .get(channel)
-            .copied()
-            .unwrap_or(0)
-            .max(client_last);
-        self.last.insert(channel.clone(), known);
+        let known = span.last.max(client_last);
+        self.channels.insert(
+            channel.clone(),
+            Span {
+                first_sent: 0,
+                last: known,
+            },
+        );
         if channel_last > known {
             Plan::CatchUp { after: known }
         } else {

@@ -106,6 +106,13 @@ enum InFlight {
     Page(PageJob),
 }
 
+/// What a live item needs ([`Session::next_step`]).
+enum Next {
+    Send,
+    Skip,
+    Fill(Work),
+}
+
 /// A `sync` in progress.
 #[derive(Debug)]
 struct SyncState {
@@ -177,15 +184,16 @@ impl<'a> Session<'a> {
     /// [`End`] from the sink; [`End::SlowConsumer`] when the hold overflows.
     pub async fn live(&mut self, out: Out, sink: &mut impl Sink) -> Result<(), End> {
         match self.seam.hold(out) {
-            Held::Deliver(out) => {
-                if let Some(fill) = self.hole_before(&out) {
+            Held::Deliver(out) => match self.next_step(&out) {
+                Next::Send => self.send_checked(out, sink).await,
+                Next::Skip => Ok(()),
+                Next::Fill(fill) => {
                     self.seam.pause();
                     self.work.push_back(fill);
                     self.work.push_back(Work::Item(out));
-                    return Ok(());
+                    Ok(())
                 }
-                self.send_now(out, sink).await
-            }
+            },
             Held::Kept => Ok(()),
             Held::Overflow => {
                 metrics::counter!("query_svc_ws_slow_consumer_closes_total").increment(1);
@@ -200,8 +208,9 @@ impl<'a> Session<'a> {
         self.seam.pause();
     }
 
-    /// The hole fill a live `message` needs first, if it skips messages.
-    fn hole_before(&self, out: &Out) -> Option<Work> {
+    /// What a live item needs: a `message` the client holds is skipped, one that skips
+    /// messages needs the hole filled first; anything else is sent.
+    fn next_step(&self, out: &Out) -> Next {
         let Out::Message {
             channel,
             message_seq,
@@ -209,27 +218,28 @@ impl<'a> Session<'a> {
             ..
         } = out
         else {
-            return None;
+            return Next::Send;
         };
         match self.seam.step(channel, *message_seq, *event_seq) {
             Step::Fill {
                 after,
                 upto,
                 max_event_seq,
-            } => Some(Work::Page(PageJob {
+            } => Next::Fill(Work::Page(PageJob {
                 channel: (**channel).clone(),
                 after,
                 upto: Some(upto),
                 max_event_seq,
                 fill: true,
             })),
-            Step::Skip | Step::Send => None,
+            Step::Skip => Next::Skip,
+            Step::Send => Next::Send,
         }
     }
 
-    /// Sends a live item whose channel has no hole: `message` frames the client holds are
-    /// dropped.
-    async fn send_now(&mut self, out: Out, sink: &mut impl Sink) -> Result<(), End> {
+    /// Sends a live item [`Session::next_step`] found ready to send, without looking its
+    /// channel up again.
+    async fn send_checked(&mut self, out: Out, sink: &mut impl Sink) -> Result<(), End> {
         match out {
             Out::Frame {
                 kind,
@@ -242,9 +252,6 @@ impl<'a> Session<'a> {
                 event_seq,
                 frame,
             } => {
-                if self.seam.step(&channel, message_seq, event_seq) == Step::Skip {
-                    return Ok(());
-                }
                 sink.send("message", Some(event_seq), frame.to_string())
                     .await?;
                 self.seam.sent(&channel, message_seq);
@@ -300,12 +307,13 @@ impl<'a> Session<'a> {
                 self.read = Some((read, InFlight::Page(job)));
             }
             Work::Synced => self.synced(sink).await?,
-            Work::Item(out) => match self.hole_before(&out) {
-                Some(fill) => {
+            Work::Item(out) => match self.next_step(&out) {
+                Next::Fill(fill) => {
                     self.work.push_front(Work::Item(out));
                     self.work.push_front(fill);
                 }
-                None => self.send_now(out, sink).await?,
+                Next::Skip => {}
+                Next::Send => self.send_checked(out, sink).await?,
             },
             Work::Refill(r) => {
                 let after = self
