@@ -5,6 +5,8 @@
 //!   `deny_unknown_fields`), so every schema named `*Request` gets `additionalProperties: false`.
 //! - A success response without a description (poem-openapi leaves JSON payloads' empty, which
 //!   OpenAPI does not allow) gets one.
+//! - Integer fields and parameters whose values are a closed set get an `enum` ([`ENUMS`]),
+//!   which poem-openapi's validators cannot state.
 
 use poem::endpoint::make_sync;
 use poem::web::Html;
@@ -50,11 +52,52 @@ impl Docs {
     }
 }
 
+/// Fields and parameters (by name) with a closed set of integer values.
+pub const ENUMS: &[(&str, &[u8])] = &[("channel_type", &[1, 2]), ("device_flag", &[0, 1, 2])];
+
+fn enum_of(name: &str) -> Option<serde_json::Value> {
+    ENUMS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, values)| values.iter().copied().map(serde_json::Value::from).collect())
+}
+
+/// Adds [`ENUMS`] to every property and parameter of those names, anywhere in `v`.
+fn add_enums(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(map) => {
+            if let Some(props) = map.get_mut("properties").and_then(serde_json::Value::as_object_mut) {
+                for (name, schema) in props.iter_mut() {
+                    if let (Some(values), Some(obj)) = (enum_of(name), schema.as_object_mut()) {
+                        obj.insert("enum".into(), values);
+                    }
+                }
+            }
+            let param = map.get("in").is_some() && map.get("name").is_some();
+            if param {
+                let name = map.get("name").and_then(serde_json::Value::as_str).unwrap_or_default().to_owned();
+                if let (Some(values), Some(schema)) = (
+                    enum_of(&name),
+                    map.get_mut("schema").and_then(serde_json::Value::as_object_mut),
+                ) {
+                    schema.insert("enum".into(), values);
+                }
+            }
+            for child in map.values_mut() {
+                add_enums(child);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(add_enums),
+        _ => {}
+    }
+}
+
 /// Applies the finishing rules (module docs) to an OpenAPI JSON document.
 pub fn finish(spec: &str) -> String {
     let Ok(mut doc) = serde_json::from_str::<serde_json::Value>(spec) else {
         return spec.to_owned();
     };
+    add_enums(&mut doc);
     if let Some(schemas) = doc
         .pointer_mut("/components/schemas")
         .and_then(serde_json::Value::as_object_mut)
@@ -102,6 +145,16 @@ pub fn finish(spec: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn closed_sets_become_enums() {
+        let spec = r#"{"paths":{"/x/{channel_type}":{"get":{"parameters":[{"in":"path","name":"channel_type","schema":{"type":"integer"}}]}}},
+            "components":{"schemas":{"A":{"properties":{"channel_type":{"type":"integer"},"other":{"type":"integer"}}}}}}"#;
+        let v: serde_json::Value = serde_json::from_str(&super::finish(spec)).expect("json");
+        assert_eq!(v["components"]["schemas"]["A"]["properties"]["channel_type"]["enum"], serde_json::json!([1, 2]));
+        assert!(v["components"]["schemas"]["A"]["properties"]["other"].get("enum").is_none());
+        assert_eq!(v["paths"]["/x/{channel_type}"]["get"]["parameters"][0]["schema"]["enum"], serde_json::json!([1, 2]));
+    }
+
     #[test]
     fn request_schemas_refuse_unknown_fields() {
         let spec = r#"{"components":{"schemas":{"SendMessageRequest":{"type":"object"},"SendMessageResult":{"type":"object"}}}}"#;

@@ -47,7 +47,7 @@ pub struct HttpSettings {
     /// written for this long is closed (above the 25 s WebSocket/SSE ping interval).
     pub idle_timeout: Duration,
     /// `PARLEY_HTTP_MAX_CONNECTIONS`, default: the process's open-file limit (raised to its
-    /// hard limit at start) minus 256, at least 64.
+    /// hard limit at start) minus 256 (half of a limit under 512).
     pub max_connections: usize,
 }
 
@@ -80,12 +80,12 @@ impl Default for HttpSettings {
 }
 
 /// The open-file limit after raising the soft limit to the hard one, minus 256 descriptors
-/// kept for Postgres, NATS, logs and the listener; at least 64.
+/// kept for Postgres, NATS, logs and the listener (half of a limit under 512).
 pub fn default_max_connections() -> usize {
     let limit = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024);
-    usize::try_from(limit.saturating_sub(256))
+    usize::try_from(limit.saturating_sub(256).max(limit / 2))
         .unwrap_or(usize::MAX)
-        .max(64)
+        .max(1)
 }
 
 /// Logs accept errors at most once a second and backs off between failed accepts.
