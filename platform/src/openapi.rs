@@ -56,17 +56,23 @@ impl Docs {
 pub const ENUMS: &[(&str, &[u8])] = &[("channel_type", &[1, 2]), ("device_flag", &[0, 1, 2])];
 
 fn enum_of(name: &str) -> Option<serde_json::Value> {
-    ENUMS
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, values)| values.iter().copied().map(serde_json::Value::from).collect())
+    ENUMS.iter().find(|(n, _)| *n == name).map(|(_, values)| {
+        values
+            .iter()
+            .copied()
+            .map(serde_json::Value::from)
+            .collect()
+    })
 }
 
 /// Adds [`ENUMS`] to every property and parameter of those names, anywhere in `v`.
 fn add_enums(v: &mut serde_json::Value) {
     match v {
         serde_json::Value::Object(map) => {
-            if let Some(props) = map.get_mut("properties").and_then(serde_json::Value::as_object_mut) {
+            if let Some(props) = map
+                .get_mut("properties")
+                .and_then(serde_json::Value::as_object_mut)
+            {
                 for (name, schema) in props.iter_mut() {
                     if let (Some(values), Some(obj)) = (enum_of(name), schema.as_object_mut()) {
                         obj.insert("enum".into(), values);
@@ -75,10 +81,15 @@ fn add_enums(v: &mut serde_json::Value) {
             }
             let param = map.get("in").is_some() && map.get("name").is_some();
             if param {
-                let name = map.get("name").and_then(serde_json::Value::as_str).unwrap_or_default().to_owned();
+                let name = map
+                    .get("name")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
                 if let (Some(values), Some(schema)) = (
                     enum_of(&name),
-                    map.get_mut("schema").and_then(serde_json::Value::as_object_mut),
+                    map.get_mut("schema")
+                        .and_then(serde_json::Value::as_object_mut),
                 ) {
                     schema.insert("enum".into(), values);
                 }
@@ -150,9 +161,17 @@ mod tests {
         let spec = r#"{"paths":{"/x/{channel_type}":{"get":{"parameters":[{"in":"path","name":"channel_type","schema":{"type":"integer"}}]}}},
             "components":{"schemas":{"A":{"properties":{"channel_type":{"type":"integer"},"other":{"type":"integer"}}}}}}"#;
         let v: serde_json::Value = serde_json::from_str(&super::finish(spec)).expect("json");
-        assert_eq!(v["components"]["schemas"]["A"]["properties"]["channel_type"]["enum"], serde_json::json!([1, 2]));
-        assert!(v["components"]["schemas"]["A"]["properties"]["other"].get("enum").is_none());
-        assert_eq!(v["paths"]["/x/{channel_type}"]["get"]["parameters"][0]["schema"]["enum"], serde_json::json!([1, 2]));
+        assert_eq!(
+            v["components"]["schemas"]["A"]["properties"]["channel_type"]["enum"],
+            serde_json::json!([1, 2])
+        );
+        assert!(v["components"]["schemas"]["A"]["properties"]["other"]
+            .get("enum")
+            .is_none());
+        assert_eq!(
+            v["paths"]["/x/{channel_type}"]["get"]["parameters"][0]["schema"]["enum"],
+            serde_json::json!([1, 2])
+        );
     }
 
     #[test]

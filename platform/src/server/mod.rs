@@ -24,7 +24,7 @@
 
 mod io;
 
-use crate::config::{ConfigError, Source};
+pub use crate::config::HttpSettings;
 use io::{Activity, OpenGauge, Tracked};
 use poem::listener::Acceptor;
 use poem::Endpoint;
@@ -35,58 +35,6 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-
-/// Limits of the HTTP server (env `PARLEY_HTTP_*`, see the README).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HttpSettings {
-    /// `PARLEY_HTTP_HEADER_TIMEOUT_MS`, default 10,000: longest wait for a request's head.
-    pub header_timeout: Duration,
-    /// `PARLEY_HTTP_BODY_TIMEOUT_MS`, default 30,000: longest read of a request body.
-    pub body_timeout: Duration,
-    /// `PARLEY_HTTP_IDLE_TIMEOUT_MS`, default 75,000: a connection with no byte read or
-    /// written for this long is closed (above the 25 s WebSocket/SSE ping interval).
-    pub idle_timeout: Duration,
-    /// `PARLEY_HTTP_MAX_CONNECTIONS`, default: the process's open-file limit (raised to its
-    /// hard limit at start) minus 256 (half of a limit under 512).
-    pub max_connections: usize,
-}
-
-impl HttpSettings {
-    /// Reads the settings.
-    ///
-    /// # Errors
-    /// [`ConfigError::Invalid`] for malformed values.
-    pub fn load(src: &Source) -> Result<Self, ConfigError> {
-        Ok(Self {
-            header_timeout: src.millis("http_header_timeout_ms", 10_000)?,
-            body_timeout: src.millis("http_body_timeout_ms", 30_000)?,
-            idle_timeout: src.millis("http_idle_timeout_ms", 75_000)?,
-            max_connections: src
-                .parse("http_max_connections", default_max_connections())?
-                .max(1),
-        })
-    }
-}
-
-impl Default for HttpSettings {
-    fn default() -> Self {
-        Self {
-            header_timeout: Duration::from_secs(10),
-            body_timeout: Duration::from_secs(30),
-            idle_timeout: Duration::from_secs(75),
-            max_connections: default_max_connections(),
-        }
-    }
-}
-
-/// The open-file limit after raising the soft limit to the hard one, minus 256 descriptors
-/// kept for Postgres, NATS, logs and the listener (half of a limit under 512).
-pub fn default_max_connections() -> usize {
-    let limit = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024);
-    usize::try_from(limit.saturating_sub(256).max(limit / 2))
-        .unwrap_or(usize::MAX)
-        .max(1)
-}
 
 /// Logs accept errors at most once a second and backs off between failed accepts.
 struct AcceptErrors {

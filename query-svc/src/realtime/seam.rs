@@ -194,10 +194,10 @@ impl Seam {
     /// through [`Seam::step`] and the read models before anything newer; live items keep being
     /// held meanwhile.
     pub fn take_held(&mut self) -> (Vec<Out>, Vec<Refill>) {
-        let held = self.held.drain(..).collect();
-        let mut refills: Vec<Refill> = self
-            .refill
-            .drain()
+        // Taken, not drained: an idle connection keeps no buffer it once needed.
+        let held = Vec::from(std::mem::take(&mut self.held));
+        let mut refills: Vec<Refill> = std::mem::take(&mut self.refill)
+            .into_iter()
             .map(|(channel, (from, upto, max_event_seq))| Refill {
                 channel,
                 from,

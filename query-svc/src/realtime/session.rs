@@ -273,6 +273,8 @@ impl<'a> Session<'a> {
             let (held, refills) = self.seam.take_held();
             if held.is_empty() && refills.is_empty() {
                 self.seam.resume();
+                // Most connections idle after their first sync: keep nothing allocated.
+                self.work = VecDeque::new();
             }
             self.work.extend(held.into_iter().map(Work::Item));
             self.work.extend(refills.into_iter().map(Work::Refill));

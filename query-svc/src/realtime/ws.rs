@@ -109,15 +109,17 @@ async fn run(rt: Arc<Realtime>, claims: platform::token::UserClaims, socket: Web
     ping.tick().await;
     // Closed exactly at the idle bound after the last frame received (pongs count).
     let idle = tokio::time::sleep(rt.config.idle);
-    let hold = tokio::time::sleep_until(
-        session
-            .holding_until()
-            .unwrap_or_else(|| Instant::now() + rt.config.sync_wait),
-    );
+    // Boxed and dropped once the first sync came: idle connections keep one timer, not two.
+    let mut hold = session
+        .holding_until()
+        .map(|t| Box::pin(tokio::time::sleep_until(t)));
     let expiry = tokio::time::sleep(super::until(claims.expires_at_s));
     let stop = rt.stop.clone().wait();
-    tokio::pin!(expiry, stop, idle, hold);
+    tokio::pin!(expiry, stop, idle);
     let end = loop {
+        if hold.is_some() && session.holding_until().is_none() {
+            hold = None;
+        }
         tokio::select! {
             biased;
             () = &mut stop => break End::Shutdown,
@@ -168,7 +170,10 @@ async fn run(rt: Arc<Realtime>, claims: platform::token::UserClaims, socket: Web
                 None if reg.overflowed.load(Ordering::Acquire) => break End::SlowConsumer,
                 None => break End::Shutdown,
             },
-            () = &mut hold, if session.holding_until().is_some() => session.hold_expired(),
+            () = async { if let Some(h) = hold.as_mut() { h.await } }, if hold.is_some() => {
+                hold = None;
+                session.hold_expired();
+            }
             _ = ping.tick() => {
                 let ping = tokio::time::timeout(WRITE_TIMEOUT, sink.0.send(Message::Ping(Vec::new()))).await;
                 if !matches!(ping, Ok(Ok(()))) {
