@@ -280,8 +280,6 @@ impl<'a> Session<'a> {
             self.work.extend(refills.into_iter().map(Work::Refill));
             return Ok(());
         };
-        let state = self.rt.app.clone();
-        let tenant = self.claims.tenant.clone();
         match work {
             Work::Plan {
                 listed,
@@ -289,8 +287,8 @@ impl<'a> Session<'a> {
             } => {
                 let position = self.sync.as_ref().map_or(0, |s| s.position);
                 let read = catchup::plan(
-                    state,
-                    tenant,
+                    self.rt.app.clone(),
+                    self.claims.tenant.clone(),
                     self.claims.uid.clone(),
                     listed,
                     since_event_seq,
@@ -300,8 +298,8 @@ impl<'a> Session<'a> {
             }
             Work::Page(job) => {
                 let read = catchup::page(
-                    state,
-                    tenant,
+                    self.rt.app.clone(),
+                    self.claims.tenant.clone(),
                     job.channel.clone(),
                     job.after,
                     job.fill.then_some(job.max_event_seq),
