@@ -37,11 +37,12 @@ an unknown path 404 `NOT_FOUND`, and a request HTTP itself cannot parse 400 `BAD
 (`field`: `request`). Request bodies are JSON (`Content-Type: application/json`, else 415) and \
 refuse unknown fields (400 naming the field).";
 
-/// Builds the app (connects NATS and Postgres, ensures the stream and the schema) and serves
-/// on `acceptor` until `shutdown` completes, then drains in-flight requests for up to 10 s.
+/// Builds the app (waits until the database is migrated, connects NATS and Postgres, ensures
+/// the stream) and serves on `acceptor` until `shutdown` completes, then drains in-flight
+/// requests for up to 10 s. A `shutdown` during the wait for migrations ends it with `Ok`.
 ///
 /// # Errors
-/// Start-up failures: bad API keys, unreachable NATS or Postgres, migrations.
+/// Start-up failures: bad API keys, unreachable NATS or Postgres.
 pub async fn serve(
     config: Config,
     acceptor: poem::listener::TcpAcceptor,
@@ -49,7 +50,13 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let _ = platform::telemetry::metrics();
     let keys = platform::auth::ApiKeys::load(&config.common.api_keys)?;
-    projector::migrate::run(&config.common.database_url).await?;
+    let stop = platform::shutdown::Shutdown::new(shutdown);
+    // The projector migrates; this service only waits until it has.
+    if !readmodel::migrate::wait_until_current(&config.common.database_url, stop.clone().wait())
+        .await?
+    {
+        return Ok(());
+    }
     let (nats, js) = platform::log::connect(
         &config.common.nats_url,
         "parley-command-svc",
@@ -110,7 +117,6 @@ pub async fn serve(
             pool,
         })
         .with(platform::edge::Edge::new("command_svc", routes));
-    let stop = platform::shutdown::Shutdown::new(shutdown);
     let sub = rpc::subscribe(&nats, &subjects).await?;
     let commands = tokio::spawn(rpc::serve(nats, sub, subjects, state, stop.clone().wait()));
     let served = platform::server::serve(

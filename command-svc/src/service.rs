@@ -153,9 +153,7 @@ impl Commands {
                     break;
                 }
                 if attempt == 2 {
-                    return Err(
-                        LogError::Snapshot("the channel snapshot keeps moving".into()).into(),
-                    );
+                    return Err(LogError::SnapshotUnstable.into());
                 }
                 match self
                     .log

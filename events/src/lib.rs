@@ -12,15 +12,18 @@
 //!   raw, so `a.b`, `x*`, `>` or `用户7` are safe.
 //! - [`event`]: the versioned, past-tense domain events and the [`event::Envelope`] around them.
 //! - [`codec`]: JSON encoding, decoding and upcasting of old versions.
+//! - [`digest`]: [`digest::payload_digest`], what a retried send is compared by.
 //! - [`text`]: the rules of free-text fields (group names …) for the command edge, and
 //!   [`text::storable`], which projections write every free-text value through.
 
 pub mod codec;
+pub mod digest;
 pub mod event;
 pub mod ids;
 pub mod subject;
 pub mod text;
 
 pub use codec::{decode, encode, DecodeError};
+pub use digest::payload_digest;
 pub use event::{Envelope, Event};
 pub use ids::{ChannelId, ChannelKey, ChannelType, IdError, TenantId, Uid};

@@ -239,3 +239,16 @@ impl<S: ErrorSet> ApiResponse for Failure<S> {
         ErrorBody::register(registry);
     }
 }
+
+/// `err` and its `source()` chain as one line, `outer: inner: innermost` — what logs show of a
+/// typed error, so the root cause (a Postgres error code, a NATS timeout) is not lost.
+pub fn chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut next = err.source();
+    while let Some(e) = next {
+        out.push_str(": ");
+        out.push_str(&e.to_string());
+        next = e.source();
+    }
+    out
+}

@@ -16,12 +16,12 @@
 //! - [`schema`]: versions of projections (blue/green schemas) and their DDL.
 //! - [`ops`]: operator commands: rebuild, replay, status, gc (and [`shell::dlq`] for the
 //!   dead-letter table).
-//! - [`migrate`]: the SQL migrations in `projector/migrations/`, applied at start.
+//! - migrations live in the `readmodel` crate (`readmodel/migrations/`); the projector is the
+//!   one component that applies them, at its start and as `projector migrate`.
 //! - [`config`] — settings (env `PARLEY_*`).
 
 pub mod config;
 pub mod core;
-pub mod migrate;
 pub mod ops;
 pub mod schema;
 pub mod shell;

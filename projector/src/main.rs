@@ -250,7 +250,7 @@ async fn main() -> anyhow::Result<()> {
             )
             .await
         }
-        Command::Migrate => projector::migrate::run(&config.common.database_url).await,
+        Command::Migrate => readmodel::migrate::run(&config.common.database_url).await,
         Command::Rebuild {
             which,
             resume,

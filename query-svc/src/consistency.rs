@@ -14,7 +14,7 @@ use tokio::time::Instant;
 /// How often a waiting request re-reads the checkpoints.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(5);
 
-pub use projector::Projection;
+pub use readmodel::Projection;
 
 /// The highest checkpoint seen per projection (they only grow).
 #[derive(Debug, Default)]

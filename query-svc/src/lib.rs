@@ -50,13 +50,14 @@ const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
 /// Unacked publishes the JetStream context allows; this service never publishes.
 const MAX_ACK_INFLIGHT: usize = 16;
 
-/// Builds the app (a lazily connecting Postgres pool and a NATS connection that retries in the
-/// background) and serves HTTP on `acceptor` until `shutdown` completes, then drains in-flight
-/// requests for at most 10 s.
+/// Waits until the database is migrated, then builds the app (a Postgres pool and a NATS
+/// connection that retries in the background) and serves HTTP on `acceptor` until `shutdown`
+/// completes, then drains in-flight requests for at most 10 s. A `shutdown` during the wait for
+/// migrations ends it with `Ok`.
 ///
 /// # Errors
-/// Malformed `PARLEY_API_KEYS` or database URL, a NATS URL that cannot be used, or the
-/// server's I/O error.
+/// Malformed `PARLEY_API_KEYS` or database URL, Postgres unreachable at start, a NATS URL that
+/// cannot be used, or the server's I/O error.
 pub async fn serve(
     config: Config,
     acceptor: poem::listener::TcpAcceptor,
@@ -65,6 +66,13 @@ pub async fn serve(
     // Install the Prometheus recorder before the first request is counted.
     let _ = platform::telemetry::metrics();
     let keys = ApiKeys::load(&config.common.api_keys)?;
+    let stop = Shutdown::new(shutdown);
+    // The projector migrates; this service only waits until it has.
+    if !readmodel::migrate::wait_until_current(&config.common.database_url, stop.clone().wait())
+        .await?
+    {
+        return Ok(());
+    }
     let pool = platform::db::pool(&config.common.database_url, config.common.db_pool_size)
         .context("building the Postgres pool")?;
     let (nats, jetstream) = platform::log::connect(
@@ -86,7 +94,6 @@ pub async fn serve(
         consistency_wait: config.consistency_wait,
         ready_max_lag: config.ready_max_lag,
     });
-    let stop = Shutdown::new(shutdown);
     let subjects = Subjects::new(config.common.subject_root.clone());
     let (hub, hub_task) = realtime::hub::Hub::start(
         realtime::hub::HubSource {

@@ -118,7 +118,7 @@ fn random_suffix() -> String {
 }
 
 impl TestEnv {
-    /// Creates a fresh database, stream name and subject root.
+    /// Creates a fresh, migrated database, stream name and subject root.
     ///
     /// # Errors
     /// The env vars are missing or Postgres is unreachable.
@@ -134,6 +134,23 @@ impl TestEnv {
     /// # Errors
     /// `PARLEY_NATS_URL` is missing or Postgres is unreachable.
     pub async fn on_database_server(admin: &str) -> anyhow::Result<Self> {
+        let env = Self::unmigrated_on(admin).await?;
+        // What `projector migrate` does before a deployment starts its services.
+        readmodel::migrate::run(&env.database_url).await?;
+        Ok(env)
+    }
+
+    /// As [`TestEnv::new`], with the fresh database left empty: no migration has run.
+    ///
+    /// # Errors
+    /// As [`TestEnv::new`].
+    pub async fn unmigrated() -> anyhow::Result<Self> {
+        let admin = std::env::var("PARLEY_DATABASE_URL")
+            .context("PARLEY_DATABASE_URL (run through `make test`)")?;
+        Self::unmigrated_on(&admin).await
+    }
+
+    async fn unmigrated_on(admin: &str) -> anyhow::Result<Self> {
         let nats_url = std::env::var("PARLEY_NATS_URL")
             .context("PARLEY_NATS_URL (run through `make test`)")?;
         let suffix = random_suffix();
@@ -286,23 +303,44 @@ impl TestEnv {
     /// The binary is the one `cargo build -p projector` put beside this test's directory
     /// (`target/<profile>/projector`), or `PARLEY_PROJECTOR_BIN`.
     pub fn projector_cmd(&self, args: &[&str]) -> tokio::process::Command {
-        let bin = std::env::var_os("PARLEY_PROJECTOR_BIN")
+        let mut cmd = self.binary("projector", "PARLEY_PROJECTOR_BIN");
+        cmd.args(args).env("PARLEY_PROJECTOR_BATCH", "500");
+        cmd
+    }
+
+    /// A service binary (`command-svc`, `query-svc`) configured for this environment (API keys
+    /// and token secret as in-process services have them), listening on `listen`; killed when
+    /// dropped. The binary is `target/<profile>/<name>` (`make test` builds it first).
+    pub fn service_cmd(&self, name: &str, listen: SocketAddr) -> tokio::process::Command {
+        let mut cmd = self.binary(name, "PARLEY_SERVICE_BIN_DIR");
+        cmd.env("PARLEY_COMMAND_LISTEN", listen.to_string())
+            .env("PARLEY_QUERY_LISTEN", listen.to_string())
+            .env(
+                "PARLEY_API_KEYS",
+                format!("{KEY_ACME}=acme,{KEY_GLOBEX}=globex"),
+            )
+            .env("PARLEY_TOKEN_SECRET", TOKEN_SECRET);
+        cmd
+    }
+
+    /// `target/<profile>/<name>` (or the path in env `override_var`) with this environment's
+    /// NATS, database, stream and subject root.
+    fn binary(&self, name: &str, override_var: &str) -> tokio::process::Command {
+        let bin = std::env::var_os(override_var)
             .map(std::path::PathBuf::from)
             .unwrap_or_else(|| {
                 let exe = std::env::current_exe().expect("test executable path");
-                // target/<profile>/deps/<test> -> target/<profile>/projector
+                // target/<profile>/deps/<test> -> target/<profile>/<name>
                 exe.parent()
                     .and_then(|d| d.parent())
                     .expect("target directory")
-                    .join("projector")
+                    .join(name)
             });
         let mut cmd = tokio::process::Command::new(bin);
-        cmd.args(args)
-            .env("PARLEY_NATS_URL", &self.nats_url)
+        cmd.env("PARLEY_NATS_URL", &self.nats_url)
             .env("PARLEY_DATABASE_URL", &self.database_url)
             .env("PARLEY_STREAM", &self.stream)
             .env("PARLEY_SUBJECT_ROOT", &self.subject_root)
-            .env("PARLEY_PROJECTOR_BATCH", "500")
             .env("RUST_LOG", "info")
             .stdin(std::process::Stdio::null())
             .kill_on_drop(true);

@@ -32,8 +32,8 @@ impl From<ServiceError> for ApiError {
                     }))
                 }
             },
-            ServiceError::Log(LogError::Snapshot(m)) => {
-                tracing::warn!(error = %m, "snapshot store unavailable");
+            ServiceError::Log(e @ (LogError::Snapshot(_) | LogError::SnapshotUnstable)) => {
+                tracing::warn!(error = %platform::error::chain(&e), "snapshot store unavailable");
                 ApiError::unavailable(
                     "DATABASE_UNAVAILABLE",
                     "the snapshot store is unavailable; retry",

@@ -209,7 +209,7 @@ pub(crate) fn validate(
         return Err(prefixed(prefix, too_large(state)));
     }
     let key = ChannelKey::for_viewer(&from, ct, &channel_id);
-    let payload_sha256 = projector::core::channels::payload_digest(&req.payload);
+    let payload_sha256 = events::payload_digest(&req.payload);
     Ok(ValidSend {
         tenant: tenant.clone(),
         key,

@@ -286,7 +286,7 @@ pub fn apply(mut state: ChannelState, event: &Event, event_seq: u64) -> ChannelS
                     KeyRecord {
                         message_id: m.message_id.clone(),
                         message_seq: m.message_seq,
-                        payload_sha256: projector::core::channels::payload_digest(&m.payload),
+                        payload_sha256: events::payload_digest(&m.payload),
                         timestamp: m.timestamp,
                         event_seq,
                     },
@@ -337,7 +337,7 @@ mod tests {
             from: uid(from),
             client_msg_no: no.map(str::to_owned),
             payload: payload.to_owned(),
-            payload_sha256: projector::core::channels::payload_digest(payload),
+            payload_sha256: events::payload_digest(payload),
             message_id: uuid::Uuid::now_v7().to_string(),
             timestamp: 1,
         }

@@ -24,9 +24,12 @@ pub enum LogError {
     /// JetStream is unreachable, timed out, or refused the write; the outcome is unknown.
     #[error("event log unavailable: {0}")]
     Log(String),
-    /// Postgres (the snapshot) is unreachable.
-    #[error("snapshot store unavailable: {0}")]
-    Snapshot(String),
+    /// Postgres (the snapshot) is unreachable or failed the read.
+    #[error("snapshot store unavailable")]
+    Snapshot(#[from] readmodel::Error),
+    /// The snapshot kept moving back under the loader (Postgres losing commits repeatedly).
+    #[error("the channel snapshot keeps moving")]
+    SnapshotUnstable,
     /// An event on the subject does not decode.
     #[error("undecodable event at seq {seq}: {reason}")]
     Corrupt {
@@ -70,27 +73,6 @@ fn fold(state: &mut ChannelState, seq: u64, payload: &[u8]) -> Result<(), LogErr
     state.last_event_seq = seq;
     Ok(())
 }
-
-/// The channel's snapshot row, and whether the channels projection holds an open parked
-/// event of the channel's subject (`$4`): such a snapshot lacks that event's effect, so the
-/// state is folded from the log alone instead.
-const SNAPSHOT: &str = "SELECT disbanded, last_msg_seq, last_event_seq, \
-       ARRAY(SELECT uid FROM channel_members m WHERE m.tenant = c.tenant AND m.channel_key = c.channel_key \
-             AND c.channel_type = 2) AS members, \
-       EXISTS (SELECT 1 FROM parked_events p WHERE p.projection = 'channels' AND p.subject = $4 \
-               AND p.state IN ('parked', 'retry')) AS parked \
-     FROM channels c WHERE tenant = $1 AND channel_type = $2 AND channel_key = $3";
-
-/// The key's record, read in one snapshot with the channel's `last_msg_seq`: the key is known
-/// to be unused only while the snapshot still covers every message the state loaded with it
-/// (a restore or failover that lost projected commits moves `last_msg_seq` back).
-const LOOKUP_KEY: &str =
-    "SELECT c.last_msg_seq, k.message_id::text, k.message_seq, k.payload_sha256, \
-       k.sent_at, k.event_seq \
-     FROM channels c LEFT JOIN message_keys k ON k.tenant = c.tenant \
-       AND k.channel_type = c.channel_type AND k.channel_key = c.channel_key \
-       AND k.from_uid = $4 AND k.client_msg_no = $5 \
-     WHERE c.tenant = $1 AND c.channel_type = $2 AND c.channel_key = $3";
 
 impl EventLog {
     /// A log on `stream` (as returned by `platform::log::ensure_stream`) with subjects under
@@ -172,33 +154,26 @@ impl EventLog {
         tenant: &TenantId,
         key: &ChannelKey,
     ) -> Result<ChannelState, LogError> {
-        let (ct, k) = projector::core::channel_columns(key);
         let subject = self.subjects.channel(tenant, key);
-        let row = self
-            .read_row(SNAPSHOT, &[&tenant.as_str(), &ct, &k, &subject])
-            .await?;
-        let Some(r) = row else {
+        let client = self.client().await?;
+        let Some(snap) = readmodel::snapshot::channel(&client, tenant, key, &subject)
+            .await
+            .map_err(readmodel::Error::from)?
+        else {
             return Ok(ChannelState::default());
         };
-        let bad = |e: tokio_postgres::Error| LogError::Snapshot(e.to_string());
-        if r.try_get::<_, bool>(4).map_err(bad)? {
+        if snap.parked {
             tracing::warn!(subject = %subject, "the channel's snapshot lacks a parked event; folding the channel from the log");
             return Ok(ChannelState::default());
         }
-        let seq = |v: i64| u64::try_from(v).unwrap_or_default();
-        let last_msg_seq = seq(r.try_get(1).map_err(bad)?);
         Ok(ChannelState {
-            created: ct == 2,
-            disbanded: r.try_get(0).map_err(bad)?,
-            last_msg_seq,
-            last_event_seq: seq(r.try_get(2).map_err(bad)?),
-            members: r
-                .try_get::<_, Vec<String>>(3)
-                .map_err(bad)?
-                .into_iter()
-                .collect(),
+            created: key.channel_type() == events::ChannelType::Group,
+            disbanded: snap.disbanded,
+            last_msg_seq: snap.last_msg_seq,
+            last_event_seq: snap.last_event_seq,
+            members: snap.members.into_iter().collect(),
             keys: Default::default(),
-            snapshot_msg_seq: last_msg_seq,
+            snapshot_msg_seq: snap.last_msg_seq,
             loaded_keys: 0,
         })
     }
@@ -286,48 +261,30 @@ impl EventLog {
         client_msg_no: &str,
         snapshot_msg_seq: u64,
     ) -> Result<KeyLookup, LogError> {
-        let (ct, k) = projector::core::channel_columns(key);
-        let row = self
-            .read_row(
-                LOOKUP_KEY,
-                &[&tenant.as_str(), &ct, &k, &from_uid, &client_msg_no],
-            )
-            .await?;
-        let Some(r) = row else {
+        let client = self.client().await?;
+        let found = readmodel::snapshot::key(&client, tenant, key, from_uid, client_msg_no)
+            .await
+            .map_err(readmodel::Error::from)?;
+        // The key is known to be unused only while the snapshot still covers every message
+        // the state was loaded with (a restore or failover that lost projected commits moves
+        // `last_msg_seq` back, or loses the row).
+        let Some(found) = found.filter(|f| f.covered_msg_seq >= snapshot_msg_seq) else {
             return Ok(KeyLookup::SnapshotGone);
         };
-        let bad = |e: tokio_postgres::Error| LogError::Snapshot(e.to_string());
-        let covered = u64::try_from(r.try_get::<_, i64>(0).map_err(bad)?).unwrap_or_default();
-        if covered < snapshot_msg_seq {
-            return Ok(KeyLookup::SnapshotGone);
-        }
-        let Some(message_id) = r.try_get::<_, Option<String>>(1).map_err(bad)? else {
-            return Ok(KeyLookup::Absent);
-        };
-        Ok(KeyLookup::Found(KeyRecord {
-            message_id,
-            message_seq: u64::try_from(r.try_get::<_, i64>(2).map_err(bad)?).unwrap_or_default(),
-            payload_sha256: r.try_get(3).map_err(bad)?,
-            timestamp: r.try_get(4).map_err(bad)?,
-            event_seq: u64::try_from(r.try_get::<_, i64>(5).map_err(bad)?).unwrap_or_default(),
-        }))
+        Ok(match found.row {
+            None => KeyLookup::Absent,
+            Some(row) => KeyLookup::Found(KeyRecord {
+                message_id: row.message_id,
+                message_seq: row.message_seq,
+                payload_sha256: row.payload_sha256,
+                timestamp: row.sent_at,
+                event_seq: row.event_seq,
+            }),
+        })
     }
 
-    /// At most one row of `sql` from the snapshot store.
-    async fn read_row(
-        &self,
-        sql: &str,
-        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    ) -> Result<Option<tokio_postgres::Row>, LogError> {
-        let snapshot_err = |e: &dyn std::fmt::Display| LogError::Snapshot(e.to_string());
-        let client = self.pool.get().await.map_err(|e| snapshot_err(&e))?;
-        let stmt = client
-            .prepare_cached(sql)
-            .await
-            .map_err(|e| snapshot_err(&e))?;
-        client
-            .query_opt(&stmt, params)
-            .await
-            .map_err(|e| snapshot_err(&e))
+    /// A connection to the snapshot store.
+    async fn client(&self) -> Result<deadpool_postgres::Client, LogError> {
+        Ok(self.pool.get().await.map_err(readmodel::Error::from)?)
     }
 }

@@ -10,8 +10,8 @@
 
 use super::{channel_columns, Record};
 use events::event::*;
+use events::payload_digest;
 use events::Event;
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 
 /// The head of a channel after a run of messages.
@@ -123,12 +123,6 @@ pub enum Step {
         /// Time, ms.
         at: i64,
     },
-}
-
-/// SHA-256 of a payload as the API received it (its base64 text); what a retry with the same
-/// `client_msg_no` is compared by.
-pub fn payload_digest(payload_b64: &str) -> Vec<u8> {
-    Sha256::digest(payload_b64.as_bytes()).to_vec()
 }
 
 #[derive(Default)]

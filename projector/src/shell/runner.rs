@@ -54,7 +54,7 @@ impl Context {
         batch_size: usize,
         policy: Policy,
     ) -> anyhow::Result<Self> {
-        crate::migrate::run(&config.common.database_url).await?;
+        readmodel::migrate::run(&config.common.database_url).await?;
         let (_client, js) = platform::log::connect(&config.common.nats_url, name, 10_000).await?;
         platform::log::ensure_stream(&js, &config.common.stream, &config.common.subject_root)
             .await?;

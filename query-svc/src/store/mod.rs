@@ -1,5 +1,5 @@
-//! Postgres reads of the read models the projector maintains (schema:
-//! `projector/migrations/V1__read_models.sql`).
+//! Postgres reads of the read models the projector maintains (schema: the `readmodel` crate's
+//! migrations).
 //!
 //! Every query is a named `const` with parameters, prepared through `prepare_cached`, and
 //! filters on `tenant = $1`. Rows come back as plain structs; HTTP shapes live in `api/`.
@@ -7,7 +7,7 @@
 //! - [`messages`]: channel history pages and a message by id.
 //! - [`channels`]: a group's row with the viewer's membership, and its member list.
 //! - [`conversations`]: a user's conversation list with each last message.
-//! - [`checkpoints`]: the `projection_checkpoints` table.
+//! - [`checkpoints`]: the projections' checkpoints and halts (`readmodel::checkpoints`).
 //! - [`realtime`]: membership snapshot, a user's channels and catch-up pages for live push.
 
 pub mod channels;

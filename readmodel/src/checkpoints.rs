@@ -1,0 +1,65 @@
+//! The checkpoints readers wait on (`min_event_seq`), and the serving versions' halts
+//! (readiness).
+
+use deadpool_postgres::Client;
+
+/// Checkpoints of the projections named in `$1` (text[]).
+const SOME: &str =
+    "SELECT projection, last_seq FROM projection_checkpoints WHERE projection = ANY($1)";
+
+/// Every serving version's checkpoint and halt (`parked_seq`: halted on that poison event
+/// under policy `stop`), from the registry behind `projection_checkpoints`.
+const SERVING: &str = "SELECT projection, last_seq, parked_seq FROM projection_versions \
+     WHERE state = 'serving' ORDER BY projection";
+
+/// One serving projection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Serving {
+    /// The projection's name.
+    pub name: String,
+    /// Its checkpoint.
+    pub last_seq: u64,
+    /// The poison event it is halted on (policy `stop`), if any.
+    pub halted_at: Option<u64>,
+}
+
+fn seq(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+/// `(projection, last_seq)` of those of `names` that have a row; a missing row means 0.
+///
+/// # Errors
+/// The query fails (statements are prepared with `prepare_cached` on `client`).
+pub async fn of(
+    client: &Client,
+    names: &[&str],
+) -> Result<Vec<(String, u64)>, tokio_postgres::Error> {
+    let stmt = client.prepare_cached(SOME).await?;
+    client
+        .query(&stmt, &[&names])
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get("projection")?, seq(r.try_get("last_seq")?))))
+        .collect()
+}
+
+/// Every serving projection, by name.
+///
+/// # Errors
+/// The query fails (statements are prepared with `prepare_cached` on `client`).
+pub async fn serving(client: &Client) -> Result<Vec<Serving>, tokio_postgres::Error> {
+    let stmt = client.prepare_cached(SERVING).await?;
+    client
+        .query(&stmt, &[])
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(Serving {
+                name: r.try_get("projection")?,
+                last_seq: seq(r.try_get("last_seq")?),
+                halted_at: r.try_get::<_, Option<i64>>("parked_seq")?.map(seq),
+            })
+        })
+        .collect()
+}
