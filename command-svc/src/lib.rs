@@ -1,30 +1,33 @@
 //! # command-svc — validates commands and appends events to the log
 //!
-//! Internal business systems post commands over REST; each becomes at most one event appended
-//! to NATS JetStream (the event log of record) with per-channel optimistic concurrency.
+//! Internal business systems post commands over REST, end users' sockets through the query
+//! service over NATS; each becomes at most one event appended to NATS JetStream (the event log
+//! of record) with per-channel optimistic concurrency.
 //!
 //! ## Layout
 //! - [`config`] — settings (env `PARLEY_*`).
+//! - [`commands`]: the command layer every transport calls: typed commands in, a typed
+//!   [`commands::CommandError`] out.
 //! - [`domain::channel`]: the channel aggregate: `decide` (every rule) and `apply` (fold).
+//! - [`executor`]: per-channel serialisation, state cache, conflict retry.
 //! - [`log`]: appending and loading channel state (read-model snapshot + log tail).
-//! - [`service`]: per-channel serialisation, state cache, conflict retry.
-//! - [`api`]: poem-openapi DTOs and handlers.
+//! - [`api`]: REST shapes and handlers (poem-openapi).
+//! - [`socket`]: socket commands (send, read) as a NATS service.
 //! - [`ops`]: `/health`, `/ready`, `/metrics`.
-//! - [`rpc`]: commands from end users' sockets (send, read) over NATS request/reply.
 
 pub mod api;
+pub mod commands;
 pub mod config;
 pub mod domain;
+pub mod executor;
 pub mod log;
 pub mod ops;
-pub mod rpc;
-pub mod service;
+pub mod socket;
 
 pub use config::Config;
 
 use poem::{get, EndpointExt, Route};
 use poem_openapi::OpenApiService;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// The OpenAPI document's description.
@@ -72,8 +75,10 @@ pub async fn serve(
     let tokens =
         platform::token::UserTokens::new(config.common.token_secret.as_deref(), keys.tenants())?;
     let state = api::AppState {
-        commands: Arc::new(service::Commands::new(log, config.cache_channels)),
-        max_payload_bytes: config.max_payload_bytes,
+        commands: commands::Commands::new(
+            executor::Executor::new(log, config.cache_channels),
+            config.max_payload_bytes,
+        ),
         tokens,
     };
     let apis = (
@@ -117,8 +122,9 @@ pub async fn serve(
             pool,
         })
         .with(platform::edge::Edge::new("command_svc", routes));
-    let sub = rpc::subscribe(&nats, &subjects).await?;
-    let commands = tokio::spawn(rpc::serve(nats, sub, subjects, state, stop.clone().wait()));
+    let socket = socket::start(&nats, &subjects).await?;
+    let commands =
+        tokio::spawn(socket.serve(subjects, state.commands.clone(), stop.clone().wait()));
     let served = platform::server::serve(
         acceptor,
         app,

@@ -1,8 +1,9 @@
-//! # events — the wire format of Parley's event log
+//! # events — the wire formats of Parley: the event log and the commands
 //!
 //! Everything that is written to NATS JetStream (the event log of record) is defined here, and
-//! nothing here knows about NATS, Postgres or HTTP, so every service and every tool decodes the
-//! log the same way.
+//! the commands as data (what every transport's input becomes before the command service
+//! decides it). Nothing here knows about NATS, Postgres or HTTP, so every service and every
+//! tool decodes the log and the commands the same way.
 //!
 //! ## Layout
 //! - [`ids`]: validated identifiers ([`ids::Uid`], [`ids::ChannelId`], [`ids::TenantId`]) and
@@ -11,12 +12,15 @@
 //! - [`subject`]: subject naming. Ids are base64url-encoded into subject tokens, never spliced in
 //!   raw, so `a.b`, `x*`, `>` or `用户7` are safe.
 //! - [`event`]: the versioned, past-tense domain events and the [`event::Envelope`] around them.
+//! - [`command`]: the commands as data (what REST bodies and socket frames become) and their
+//!   answers; also the wire format of socket commands over NATS request/reply.
 //! - [`codec`]: JSON encoding, decoding and upcasting of old versions.
 //! - [`digest`]: [`digest::payload_digest`], what a retried send is compared by.
 //! - [`text`]: the rules of free-text fields (group names …) for the command edge, and
 //!   [`text::storable`], which projections write every free-text value through.
 
 pub mod codec;
+pub mod command;
 pub mod digest;
 pub mod event;
 pub mod ids;

@@ -103,6 +103,9 @@ pub enum CommandVerb {
 }
 
 impl CommandVerb {
+    /// Every verb.
+    pub const ALL: [CommandVerb; 2] = [CommandVerb::Send, CommandVerb::Read];
+
     /// The verb's subject token.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -128,16 +131,17 @@ impl Subjects {
         format!("{}_cmd.*.*", self.root)
     }
 
+    /// Every tenant's `verb` commands: `<root>_cmd.*.<verb>`.
+    pub fn commands_of(&self, verb: CommandVerb) -> String {
+        format!("{}_cmd.*.{}", self.root, verb.as_str())
+    }
+
     /// Tenant and verb of a command subject; `None` if it is not one.
     pub fn parse_command(&self, subject: &str) -> Option<(TenantId, CommandVerb)> {
         let rest = subject.strip_prefix(&self.root)?.strip_prefix("_cmd.")?;
         let (tenant, verb) = rest.split_once('.')?;
         let tenant = TenantId::parse(untoken(tenant)?).ok()?;
-        let verb = match verb {
-            "send" => CommandVerb::Send,
-            "read" => CommandVerb::Read,
-            _ => return None,
-        };
+        let verb = CommandVerb::ALL.into_iter().find(|v| v.as_str() == verb)?;
         Some((tenant, verb))
     }
 

@@ -123,6 +123,22 @@ impl ApiError {
         ApiError::Internal(body("INTERNAL", "internal error", None))
     }
 
+    /// The error of `status` with `detail` (a status without a variant here answers 500).
+    pub fn with_status(status: u16, detail: ErrorDetail) -> Self {
+        let b = Json(ErrorBody { error: detail });
+        match status {
+            400 => ApiError::BadRequest(b),
+            401 => ApiError::Unauthorized(b),
+            403 => ApiError::Forbidden(b),
+            404 => ApiError::NotFound(b),
+            408 => ApiError::RequestTimeout(b),
+            409 => ApiError::Conflict(b),
+            413 => ApiError::PayloadTooLarge(b),
+            503 => ApiError::Unavailable(b),
+            _ => ApiError::Internal(b),
+        }
+    }
+
     /// The HTTP status this error answers with.
     pub fn status(&self) -> u16 {
         match self {

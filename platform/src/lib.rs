@@ -1,6 +1,7 @@
 //! # platform — plumbing shared by Parley's services
 //!
-//! Nothing here knows the messaging domain; it is what every service needs around it.
+//! Nothing here knows the messaging domain's rules; it is what every service needs around them
+//! (it reads `events` only for the id rules of tokens and parameters).
 //!
 //! ## Layout
 //! - [`config`]: typed configuration from `PARLEY_*` env vars and an optional TOML file.
@@ -19,7 +20,6 @@
 //! - [`openapi`]: the finished OpenAPI document and Swagger UI.
 //! - [`log`]: NATS connection and the event stream's definition.
 //! - [`db`]: the Postgres pool.
-//! - [`rpc`]: the request/reply commands end users' sockets send to the command service.
 //! - [`shutdown`]: SIGINT/SIGTERM as a future.
 
 pub mod auth;
@@ -31,7 +31,6 @@ pub mod http;
 pub mod log;
 pub mod openapi;
 pub mod params;
-pub mod rpc;
 pub mod server;
 pub mod shutdown;
 pub mod telemetry;

@@ -12,6 +12,7 @@ mod embedded {
 /// (a test checks the two agree).
 pub const LATEST: u32 = 3;
 
+#[cfg(feature = "migrate")]
 /// Advisory lock that serialises concurrent migrators.
 const LOCK: i64 = 7_478_712;
 

@@ -302,3 +302,47 @@ async fn idle_close_happens_at_the_documented_bound() {
         "closed after {took:?}, documented 1.5 s"
     );
 }
+
+/// The socket commands are a NATS service (`$SRV.INFO.parley-command-svc` lists its `send` and
+/// `read` endpoints), and a request on a command subject gets the command layer's reply: a
+/// body that is not the command's JSON is a 400 naming `body`, a valid one is accepted.
+#[tokio::test]
+async fn socket_commands_are_a_nats_service_with_the_command_layers_replies() {
+    let env = TestEnv::new().await.expect("env");
+    let cmd = env.command_svc().await.expect("command-svc");
+    let nats = async_nats::connect(&env.nats_url).await.expect("nats");
+    let info = nats
+        .request("$SRV.INFO.parley-command-svc", "".into())
+        .await
+        .expect("service info");
+    let info: Value = serde_json::from_slice(&info.payload).expect("info json");
+    let names: Vec<&str> = info["endpoints"]
+        .as_array()
+        .expect("endpoints")
+        .iter()
+        .filter_map(|e| e["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"send") && names.contains(&"read"),
+        "{info}"
+    );
+    let subjects = events::subject::Subjects::new(env.subject_root.clone());
+    let tenant = events::TenantId::parse("acme").expect("tenant");
+    let send = subjects.command(&tenant, events::subject::CommandVerb::Send);
+    let reply = nats
+        .request(send.clone(), r#"{"from_uid":"alice"}"#.into())
+        .await
+        .expect("reply");
+    let v: Value = serde_json::from_slice(&reply.payload).expect("reply json");
+    assert_eq!(v["status"], 400, "{v}");
+    assert_eq!(v["error"]["field"], "body", "{v}");
+    let body = json!({"from_uid": "alice", "channel_id": "bob", "channel_type": 1,
+                      "payload": b64(b"over nats")});
+    let reply = nats
+        .request(send, serde_json::to_vec(&body).expect("json").into())
+        .await
+        .expect("reply");
+    let v: Value = serde_json::from_slice(&reply.payload).expect("reply json");
+    assert_eq!(v["ok"]["message_seq"], 1, "{v}");
+    cmd.stop().await;
+}

@@ -1,20 +1,17 @@
 //! Group channels: create, disband, add and remove members.
 
 use super::docs::{self, AddErrors, ApiTags, CreateErrors, GroupPathErrors};
-use super::{id, AppState};
-use crate::domain::channel::Command;
-use crate::service::Outcome;
-use events::{ChannelId, ChannelKey, Event, Uid};
+use super::AppState;
+use events::command::{AddMembers, CreateGroup, DisbandGroup, GroupChanged, RemoveMember};
 use platform::auth::TenantAuth;
-use platform::error::{ApiError, Failure};
+use platform::error::Failure;
 use platform::http::{BodyRules, BoundedBody, JsonBody, MAX_ID_JSON_BYTES};
 use platform::params::Id;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 
-/// Most members in one create or add request.
-pub const MAX_MEMBERS_PER_REQUEST: usize = 1000;
+pub use crate::commands::fields::MAX_MEMBERS_PER_REQUEST;
 
 /// A new group.
 #[derive(Debug, Clone, Object, serde::Deserialize)]
@@ -113,23 +110,22 @@ pub struct AddMembersResult {
     pub event_seq: u64,
 }
 
-fn uids(field: &str, raw: &[String]) -> Result<Vec<Uid>, ApiError> {
-    if raw.len() > MAX_MEMBERS_PER_REQUEST {
-        return Err(ApiError::validation(
-            field,
-            format!("at most {MAX_MEMBERS_PER_REQUEST} uids per request"),
-        ));
+impl From<GroupChanged> for CommandResult {
+    fn from(g: GroupChanged) -> Self {
+        CommandResult {
+            channel_id: g.channel_id,
+            event_seq: g.event_seq,
+        }
     }
-    raw.iter()
-        .enumerate()
-        .map(|(i, u)| id(&format!("{field}[{i}]"), u, Uid::parse))
-        .collect()
 }
 
-fn event_seq(o: &Outcome) -> u64 {
-    match o {
-        Outcome::Appended { event_seq, .. } | Outcome::Unchanged { event_seq } => *event_seq,
-        Outcome::Duplicate(r) => r.event_seq,
+impl From<GroupChanged> for AddMembersResult {
+    fn from(g: GroupChanged) -> Self {
+        AddMembersResult {
+            channel_id: g.channel_id,
+            added: g.added,
+            event_seq: g.event_seq,
+        }
     }
 }
 
@@ -152,33 +148,13 @@ impl ChannelsApi {
         auth: TenantAuth,
         body: JsonBody<CreateChannelRequest>,
     ) -> Result<Json<CommandResult>, Failure<CreateErrors>> {
-        let req = body.0;
-        let channel_id = id("channel_id", &req.channel_id, ChannelId::parse)?;
-        if let Some(name) = &req.name {
-            events::text::GROUP_NAME
-                .check(name)
-                .map_err(|e| ApiError::validation("name", format!("name {e}")))?;
-        }
-        let members = uids("members", &req.members)?;
-        let key = ChannelKey::Group {
-            id: channel_id.clone(),
+        let b = body.0;
+        let cmd = CreateGroup {
+            channel_id: b.channel_id,
+            name: b.name,
+            members: b.members,
         };
-        let o = self
-            .state
-            .commands
-            .execute(
-                &auth.0,
-                &key,
-                Command::CreateGroup {
-                    name: req.name,
-                    members,
-                },
-            )
-            .await?;
-        Ok(Json(CommandResult {
-            channel_id: channel_id.to_string(),
-            event_seq: event_seq(&o),
-        }))
+        Ok(Json(self.state.commands.run(&auth.0, cmd).await?.into()))
     }
 
     /// Disband a group: members are removed and the id is retired. 404 if it does not exist.
@@ -194,19 +170,10 @@ impl ChannelsApi {
         #[oai(example = "docs::team")]
         channel_id: Path<Id>,
     ) -> Result<Json<CommandResult>, Failure<GroupPathErrors>> {
-        let channel_id = id("channel_id", &channel_id.0, ChannelId::parse)?;
-        let key = ChannelKey::Group {
-            id: channel_id.clone(),
+        let cmd = DisbandGroup {
+            channel_id: channel_id.0 .0,
         };
-        let o = self
-            .state
-            .commands
-            .execute(&auth.0, &key, Command::Disband)
-            .await?;
-        Ok(Json(CommandResult {
-            channel_id: channel_id.to_string(),
-            event_seq: event_seq(&o),
-        }))
+        Ok(Json(self.state.commands.run(&auth.0, cmd).await?.into()))
     }
 
     /// Add members (idempotent). New members start with nothing unread.
@@ -223,31 +190,11 @@ impl ChannelsApi {
         channel_id: Path<Id>,
         body: JsonBody<AddMembersRequest>,
     ) -> Result<Json<AddMembersResult>, Failure<AddErrors>> {
-        let channel_id = id("channel_id", &channel_id.0, ChannelId::parse)?;
-        if body.0.uids.is_empty() {
-            return Err(ApiError::validation("uids", "uids must not be empty").into());
-        }
-        let list = uids("uids", &body.0.uids)?;
-        let key = ChannelKey::Group {
-            id: channel_id.clone(),
+        let cmd = AddMembers {
+            channel_id: channel_id.0 .0,
+            uids: body.0.uids,
         };
-        let o = self
-            .state
-            .commands
-            .execute(&auth.0, &key, Command::AddMembers { uids: list })
-            .await?;
-        let added = match &o {
-            Outcome::Appended {
-                event: Event::MembersAdded(e),
-                ..
-            } => e.uids.iter().map(ToString::to_string).collect(),
-            _ => vec![],
-        };
-        Ok(Json(AddMembersResult {
-            channel_id: channel_id.to_string(),
-            added,
-            event_seq: event_seq(&o),
-        }))
+        Ok(Json(self.state.commands.run(&auth.0, cmd).await?.into()))
     }
 
     /// Remove a member. 404 `MEMBER_NOT_FOUND` if `uid` is not a member.
@@ -266,19 +213,10 @@ impl ChannelsApi {
         #[oai(example = "docs::carol")]
         uid: Path<Id>,
     ) -> Result<Json<CommandResult>, Failure<GroupPathErrors>> {
-        let channel_id = id("channel_id", &channel_id.0, ChannelId::parse)?;
-        let uid = id("uid", &uid.0, Uid::parse)?;
-        let key = ChannelKey::Group {
-            id: channel_id.clone(),
+        let cmd = RemoveMember {
+            channel_id: channel_id.0 .0,
+            uid: uid.0 .0,
         };
-        let o = self
-            .state
-            .commands
-            .execute(&auth.0, &key, Command::RemoveMember { uid })
-            .await?;
-        Ok(Json(CommandResult {
-            channel_id: channel_id.to_string(),
-            event_seq: event_seq(&o),
-        }))
+        Ok(Json(self.state.commands.run(&auth.0, cmd).await?.into()))
     }
 }

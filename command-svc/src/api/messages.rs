@@ -1,12 +1,10 @@
 //! `POST /v1/messages` and `POST /v1/messages/batch`.
 
 use super::docs::{ApiTags, BatchErrors, SendErrors};
-use super::{channel_type, id, AppState};
-use crate::domain::channel::Command;
-use crate::service::Outcome;
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
-use events::{ChannelId, ChannelKey, Event, TenantId, Uid};
+use super::AppState;
+use crate::commands::{CommandError, PreparedSend};
+use events::command::{MessageAccepted, SendMessage};
+use events::ChannelKey;
 use futures::StreamExt;
 use platform::auth::TenantAuth;
 use platform::error::{ApiError, ErrorDetail, Failure};
@@ -87,6 +85,30 @@ pub struct SendMessageResult {
     pub event_seq: u64,
 }
 
+impl From<SendMessageRequest> for SendMessage {
+    fn from(r: SendMessageRequest) -> Self {
+        SendMessage {
+            from_uid: r.from_uid,
+            channel_id: r.channel_id,
+            channel_type: r.channel_type,
+            payload: r.payload,
+            client_msg_no: r.client_msg_no,
+        }
+    }
+}
+
+impl From<MessageAccepted> for SendMessageResult {
+    fn from(m: MessageAccepted) -> Self {
+        SendMessageResult {
+            message_id: m.message_id,
+            message_seq: m.message_seq,
+            client_msg_no: m.client_msg_no,
+            timestamp: m.timestamp,
+            event_seq: m.event_seq,
+        }
+    }
+}
+
 /// Up to 1000 messages.
 #[derive(Debug, Clone, Object, serde::Deserialize)]
 #[oai(deny_unknown_fields, example)]
@@ -150,120 +172,6 @@ pub struct BatchResponse {
     pub results: Vec<BatchItemResult>,
 }
 
-/// A validated send.
-pub(crate) struct ValidSend {
-    tenant: TenantId,
-    key: ChannelKey,
-    cmd: Command,
-}
-
-fn prefixed(prefix: &str, e: ApiError) -> ApiError {
-    if prefix.is_empty() {
-        return e;
-    }
-    let status = e.status();
-    let mut detail = e.body().error.clone();
-    detail.field = detail.field.map(|f| format!("{prefix}.{f}"));
-    let body = Json(platform::error::ErrorBody { error: detail });
-    match status {
-        413 => ApiError::PayloadTooLarge(body),
-        _ => ApiError::BadRequest(body),
-    }
-}
-
-pub(crate) fn validate(
-    state: &AppState,
-    tenant: &TenantId,
-    req: SendMessageRequest,
-    prefix: &str,
-) -> Result<ValidSend, ApiError> {
-    let ct = channel_type("channel_type", req.channel_type).map_err(|e| prefixed(prefix, e))?;
-    let channel_id =
-        id("channel_id", &req.channel_id, ChannelId::parse).map_err(|e| prefixed(prefix, e))?;
-    let from = id("from_uid", &req.from_uid, Uid::parse).map_err(|e| prefixed(prefix, e))?;
-    if let Some(no) = &req.client_msg_no {
-        events::ids::validate_id(no).map_err(|e| {
-            prefixed(
-                prefix,
-                ApiError::validation("client_msg_no", format!("client_msg_no {e}")),
-            )
-        })?;
-    }
-    if req.payload.is_empty() {
-        return Err(prefixed(
-            prefix,
-            ApiError::validation("payload", "payload must not be empty"),
-        ));
-    }
-    // Reject before decoding anything absurdly large (base64 is 4/3 of the bytes).
-    if req.payload.len() / 4 * 3 > state.max_payload_bytes + 3 {
-        return Err(prefixed(prefix, too_large(state)));
-    }
-    let decoded = STANDARD.decode(&req.payload).map_err(|e| {
-        prefixed(
-            prefix,
-            ApiError::validation("payload", format!("payload is not valid base64: {e}")),
-        )
-    })?;
-    if decoded.len() > state.max_payload_bytes {
-        return Err(prefixed(prefix, too_large(state)));
-    }
-    let key = ChannelKey::for_viewer(&from, ct, &channel_id);
-    let payload_sha256 = events::payload_digest(&req.payload);
-    Ok(ValidSend {
-        tenant: tenant.clone(),
-        key,
-        cmd: Command::Send {
-            from,
-            client_msg_no: req.client_msg_no,
-            payload: req.payload,
-            payload_sha256,
-            message_id: uuid::Uuid::now_v7().to_string(),
-            timestamp: platform::now_ms(),
-        },
-    })
-}
-
-fn too_large(state: &AppState) -> ApiError {
-    ApiError::too_large(
-        "payload",
-        format!("payload exceeds {} bytes decoded", state.max_payload_bytes),
-    )
-}
-
-pub(crate) async fn send(state: &AppState, v: ValidSend) -> Result<SendMessageResult, ApiError> {
-    let client_msg_no = match &v.cmd {
-        Command::Send { client_msg_no, .. } => client_msg_no.clone(),
-        _ => None,
-    };
-    match state.commands.execute(&v.tenant, &v.key, v.cmd).await? {
-        Outcome::Appended {
-            event: Event::MessageSent(m),
-            event_seq,
-        } => Ok(SendMessageResult {
-            message_id: m.message_id,
-            message_seq: m.message_seq,
-            client_msg_no: m.client_msg_no,
-            timestamp: m.timestamp,
-            event_seq,
-        }),
-        Outcome::Duplicate(rec) => {
-            metrics::counter!("command_svc_duplicate_sends_total").increment(1);
-            Ok(SendMessageResult {
-                message_id: rec.message_id,
-                message_seq: rec.message_seq,
-                client_msg_no,
-                timestamp: rec.timestamp,
-                event_seq: rec.event_seq,
-            })
-        }
-        other => Err(ApiError::internal(
-            "send",
-            format!("unexpected outcome {other:?}"),
-        )),
-    }
-}
-
 /// Message endpoints.
 pub struct MessagesApi {
     /// Shared state.
@@ -284,8 +192,9 @@ impl MessagesApi {
         auth: TenantAuth,
         body: JsonBody<SendMessageRequest>,
     ) -> Result<SerdeJson<SendMessageResult>, Failure<SendErrors>> {
-        let v = validate(&self.state, &auth.0, body.0, "")?;
-        Ok(SerdeJson(send(&self.state, v).await?))
+        let commands = &self.state.commands;
+        let prepared = commands.prepare_send(&auth.0, body.0.into())?;
+        Ok(SerdeJson(commands.run_send(prepared).await?.into()))
     }
 
     /// Send up to 1000 messages; one result (or error) per item, in order.
@@ -311,23 +220,26 @@ impl MessagesApi {
             .into());
         }
         let mut results: Vec<Option<BatchItemResult>> = vec![None; items.len()];
-        let mut by_channel: HashMap<ChannelKey, Vec<(usize, ValidSend)>> = HashMap::new();
+        let commands = &self.state.commands;
+        let mut by_channel: HashMap<ChannelKey, Vec<(usize, PreparedSend)>> = HashMap::new();
         for (i, item) in items.into_iter().enumerate() {
-            match validate(&self.state, &auth.0, item, &format!("messages[{i}]")) {
-                Ok(v) => by_channel.entry(v.key.clone()).or_default().push((i, v)),
-                Err(e) => results[i] = Some(item_error(e)),
+            match commands.prepare_send(&auth.0, item.into()) {
+                Ok(p) => by_channel
+                    .entry(p.channel().clone())
+                    .or_default()
+                    .push((i, p)),
+                Err(e) => results[i] = Some(item_error(e.within(&format!("messages[{i}]")))),
             }
         }
-        let state = &self.state;
         let done: Vec<Vec<(usize, BatchItemResult)>> =
             futures::stream::iter(by_channel.into_values())
                 .map(|group| async move {
                     let mut out = Vec::with_capacity(group.len());
-                    for (i, v) in group {
-                        let r = match send(state, v).await {
+                    for (i, p) in group {
+                        let r = match commands.run_send(p).await {
                             Ok(r) => BatchItemResult {
                                 status: 200,
-                                result: Some(r),
+                                result: Some(r.into()),
                                 error: None,
                             },
                             Err(e) => item_error(e),
@@ -344,16 +256,23 @@ impl MessagesApi {
         }
         let results = results
             .into_iter()
-            .map(|r| r.unwrap_or_else(|| item_error(ApiError::internal("batch", "missing result"))))
+            .map(|r| {
+                r.unwrap_or_else(|| item_error(CommandError::Internal("batch item lost".into())))
+            })
             .collect();
         Ok(Json(BatchResponse { results }))
     }
 }
 
-fn item_error(e: ApiError) -> BatchItemResult {
+fn item_error(e: CommandError) -> BatchItemResult {
+    let (status, r) = e.into_refusal();
     BatchItemResult {
-        status: e.status(),
+        status,
         result: None,
-        error: Some(e.body().error.clone()),
+        error: Some(ErrorDetail {
+            code: r.code,
+            message: r.message,
+            field: r.field,
+        }),
     }
 }

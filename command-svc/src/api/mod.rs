@@ -1,10 +1,11 @@
-//! The REST API (poem-openapi): DTOs, validation into domain commands, handlers.
+//! The REST API (poem-openapi): request and answer shapes, and handlers that turn them into
+//! [`crate::commands`] and back. No rule lives here beyond what the OpenAPI document declares.
 //!
 //! - [`messages`]: `POST /v1/messages`, `POST /v1/messages/batch`
 //! - [`channels`]: group lifecycle and members
 //! - [`reads`]: read positions
 //! - [`tokens`]: end-user tokens
-//! - [`errors`]: domain and service errors → HTTP
+//! - [`errors`]: a command's error → HTTP
 //! - [`docs`]: each operation's error statuses, the operation tags, path-parameter examples
 
 pub mod channels;
@@ -14,34 +15,13 @@ pub mod messages;
 pub mod reads;
 pub mod tokens;
 
-use crate::service::Commands;
-use std::sync::Arc;
+use crate::commands::Commands;
 
 /// What every handler needs.
 #[derive(Clone)]
 pub struct AppState {
-    /// The command executor.
-    pub commands: Arc<Commands>,
-    /// Largest decoded payload, bytes.
-    pub max_payload_bytes: usize,
+    /// The command layer.
+    pub commands: Commands,
     /// Mints user tokens.
     pub tokens: platform::token::UserTokens,
-}
-
-/// Validates an id field.
-pub(crate) fn id<T>(
-    field: &str,
-    raw: &str,
-    parse: fn(String) -> Result<T, events::IdError>,
-) -> Result<T, platform::error::ApiError> {
-    parse(raw.to_owned())
-        .map_err(|e| platform::error::ApiError::validation(field, format!("{field} {e}")))
-}
-
-/// `channel_type` 1 or 2.
-pub(crate) fn channel_type(
-    field: &str,
-    raw: u8,
-) -> Result<events::ChannelType, platform::error::ApiError> {
-    events::ChannelType::try_from(raw).map_err(|e| platform::error::ApiError::validation(field, e))
 }

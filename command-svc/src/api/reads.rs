@@ -1,12 +1,10 @@
 //! Read positions.
 
 use super::docs::{self, ApiTags, ReadErrors};
-use super::{channel_type, id, AppState};
-use crate::domain::channel::Command;
-use crate::service::Outcome;
-use events::{ChannelId, ChannelKey, Event, TenantId, Uid};
+use super::AppState;
+use events::command::{ReadPositionMoved, SetReadPosition};
 use platform::auth::TenantAuth;
-use platform::error::{ApiError, Failure};
+use platform::error::Failure;
 use platform::http::{BodyRules, BoundedBody, JsonBody};
 use platform::params::Id;
 use poem_openapi::param::Path;
@@ -44,6 +42,15 @@ pub struct SetReadResult {
     pub event_seq: u64,
 }
 
+impl From<ReadPositionMoved> for SetReadResult {
+    fn from(r: ReadPositionMoved) -> Self {
+        SetReadResult {
+            message_seq: r.message_seq,
+            event_seq: r.event_seq,
+        }
+    }
+}
+
 /// Read-position endpoints.
 pub struct ReadsApi {
     /// Shared state.
@@ -77,48 +84,12 @@ impl ReadsApi {
         channel_id: Path<Id>,
         body: JsonBody<SetReadRequest>,
     ) -> Result<Json<SetReadResult>, Failure<ReadErrors>> {
-        Ok(Json(
-            set_read(
-                &self.state,
-                &auth.0,
-                &uid.0,
-                ct.0,
-                &channel_id.0,
-                body.0.message_seq,
-            )
-            .await?,
-        ))
-    }
-}
-
-/// Validates and executes a read-position move (REST and socket commands alike).
-///
-/// # Errors
-/// 400 naming the bad field; the domain's 403/404; 503 when the log is down.
-pub(crate) async fn set_read(
-    state: &AppState,
-    tenant: &TenantId,
-    uid: &str,
-    ct: u8,
-    channel_id: &str,
-    message_seq: u64,
-) -> Result<SetReadResult, ApiError> {
-    let uid = id("uid", uid, Uid::parse)?;
-    let ct = channel_type("channel_type", ct)?;
-    let channel_id = id("channel_id", channel_id, ChannelId::parse)?;
-    let key = ChannelKey::for_viewer(&uid, ct, &channel_id);
-    let cmd = Command::SetRead { uid, message_seq };
-    match state.commands.execute(tenant, &key, cmd).await? {
-        Outcome::Appended {
-            event: Event::ReadPositionSet(r),
-            event_seq,
-        } => Ok(SetReadResult {
-            message_seq: r.message_seq,
-            event_seq,
-        }),
-        other => Err(ApiError::internal(
-            "set_read",
-            format!("unexpected outcome {other:?}"),
-        )),
+        let cmd = SetReadPosition {
+            uid: uid.0 .0,
+            channel_id: channel_id.0 .0,
+            channel_type: ct.0,
+            message_seq: body.0.message_seq,
+        };
+        Ok(Json(self.state.commands.run(&auth.0, cmd).await?.into()))
     }
 }

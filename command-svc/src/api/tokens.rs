@@ -2,7 +2,8 @@
 //! `docs/realtime.md` and [`platform::token`]).
 
 use super::docs::{self, ApiTags, TokenErrors};
-use super::{id, AppState};
+use super::AppState;
+use crate::commands::fields::id;
 use events::Uid;
 use platform::auth::TenantAuth;
 use platform::error::{ApiError, Failure};
@@ -80,7 +81,7 @@ impl TokensApi {
         uid: Path<Id>,
         body: JsonBody<TokenRequest>,
     ) -> Result<Json<TokenResponse>, Failure<TokenErrors>> {
-        let uid = id("uid", &uid.0, Uid::parse)?;
+        let uid = id("uid", uid.0 .0, Uid::parse)?;
         let device_flag = DeviceFlag::try_from(body.0.device_flag)
             .map_err(|e| ApiError::validation("device_flag", e))?;
         let ttl_s = body.0.ttl_s.unwrap_or(DEFAULT_TTL_S);

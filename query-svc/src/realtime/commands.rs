@@ -3,7 +3,7 @@
 //! up live frames.
 //!
 //! `send` and `read` go to the command service over NATS request/reply
-//! (`<root>_cmd.<tenant>.<verb>`, [`platform::rpc`]), where they run the same command as the
+//! (`<root>_cmd.<tenant>.<verb>`, [`events::command`]), where they run the same command as the
 //! REST endpoints; `typing` goes out over core NATS; presence is answered from memory.
 
 use super::frames::ServerFrame;
@@ -101,12 +101,12 @@ pub fn send(
     rt: &Realtime,
     claims: &UserClaims,
     reference: Option<String>,
-    cmd: platform::rpc::SendMessage,
+    cmd: events::command::SendMessage,
 ) -> CommandFuture {
     let subject = rt.subjects.command(&claims.tenant, CommandVerb::Send);
     let nats = rt.nats.clone();
     CommandFuture::Pending(Box::pin(async move {
-        match request::<_, platform::rpc::Sent>(&nats, subject, &cmd).await {
+        match request::<_, events::command::MessageAccepted>(&nats, subject, &cmd).await {
             Ok(s) => ServerFrame::SendAck {
                 reference: reference.as_deref(),
                 client_msg_no: s.client_msg_no.as_deref(),
@@ -130,12 +130,12 @@ pub fn read(
     rt: &Realtime,
     claims: &UserClaims,
     reference: Option<String>,
-    cmd: platform::rpc::SetRead,
+    cmd: events::command::SetReadPosition,
 ) -> CommandFuture {
     let subject = rt.subjects.command(&claims.tenant, CommandVerb::Read);
     let nats = rt.nats.clone();
     CommandFuture::Pending(Box::pin(async move {
-        match request::<_, platform::rpc::ReadSet>(&nats, subject, &cmd).await {
+        match request::<_, events::command::ReadPositionMoved>(&nats, subject, &cmd).await {
             Ok(_) => String::new(),
             Err(e) => ServerFrame::Error {
                 reference: reference.as_deref(),
@@ -173,9 +173,13 @@ async fn request<C: serde::Serialize, T: serde::de::DeserializeOwned>(
                 format!("the command service is unreachable: {e}"),
             )
         })?;
-    match serde_json::from_slice::<platform::rpc::Reply<T>>(&reply.payload) {
-        Ok(platform::rpc::Reply::Ok { ok }) => Ok(ok),
-        Ok(platform::rpc::Reply::Err { error, .. }) => Err(error),
+    match serde_json::from_slice::<events::command::Reply<T>>(&reply.payload) {
+        Ok(events::command::Reply::Ok { ok }) => Ok(ok),
+        Ok(events::command::Reply::Err { error, .. }) => Err(ErrorDetail {
+            code: error.code,
+            message: error.message,
+            field: error.field,
+        }),
         Err(e) => Err(failed("INTERNAL", format!("unreadable command reply: {e}"))),
     }
 }

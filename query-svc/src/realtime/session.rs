@@ -523,7 +523,7 @@ impl<'a> Session<'a> {
                 rt,
                 &self.claims,
                 reference,
-                platform::rpc::SendMessage {
+                events::command::SendMessage {
                     from_uid: self.claims.uid.as_str().to_owned(),
                     channel_id,
                     channel_type,
@@ -540,7 +540,7 @@ impl<'a> Session<'a> {
                 rt,
                 &self.claims,
                 reference,
-                platform::rpc::SetRead {
+                events::command::SetReadPosition {
                     uid: self.claims.uid.as_str().to_owned(),
                     channel_id,
                     channel_type,

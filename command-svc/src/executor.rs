@@ -1,4 +1,5 @@
-//! Executes commands: per-channel serialisation, state cache, decide, append, retry.
+//! Executes domain commands on a channel: per-channel serialisation, state cache, decide,
+//! append, retry. Transports never call it directly; they go through [`crate::commands`].
 //!
 //! Within one instance, commands on a channel run one at a time (a per-channel async lock),
 //! so they never conflict with each other. Across instances, the append's expected last
@@ -45,7 +46,7 @@ pub enum Outcome {
 
 /// Why a command failed.
 #[derive(Debug, thiserror::Error)]
-pub enum ServiceError {
+pub enum ExecError {
     /// A rule refused it.
     #[error(transparent)]
     Domain(#[from] DomainError),
@@ -58,13 +59,13 @@ pub enum ServiceError {
 }
 
 /// The command executor.
-pub struct Commands {
+pub struct Executor {
     log: EventLog,
     cache: Mutex<HashMap<(TenantId, ChannelKey), Slot>>,
     cache_capacity: usize,
 }
 
-impl Commands {
+impl Executor {
     /// An executor over `log` caching at most about `cache_capacity` channel states.
     pub fn new(log: EventLog, cache_capacity: usize) -> Self {
         Self {
@@ -103,17 +104,17 @@ impl Commands {
     /// Runs `cmd` on channel `key` of `tenant`.
     ///
     /// # Errors
-    /// [`ServiceError`].
+    /// [`ExecError`].
     pub async fn execute(
         &self,
         tenant: &TenantId,
         key: &ChannelKey,
         cmd: Command,
-    ) -> Result<Outcome, ServiceError> {
+    ) -> Result<Outcome, ExecError> {
         let slot = self.slot(tenant, key);
         let mut guard = slot.lock().await;
         let result = self.execute_locked(&mut guard, tenant, key, cmd).await;
-        if matches!(result, Err(ServiceError::Log(_))) {
+        if matches!(result, Err(ExecError::Log(_))) {
             *guard = None;
         } else if guard
             .as_ref()
@@ -133,7 +134,7 @@ impl Commands {
         tenant: &TenantId,
         key: &ChannelKey,
         cmd: Command,
-    ) -> Result<Outcome, ServiceError> {
+    ) -> Result<Outcome, ExecError> {
         let state = match guard {
             Some(state) => state,
             None => guard.insert(self.log.load(tenant, key).await?),
@@ -224,7 +225,7 @@ impl Commands {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(ServiceError::Contention)
+        Err(ExecError::Contention)
     }
 }
 

@@ -1,0 +1,78 @@
+//! The command layer: typed commands in ([`events::command`]), a typed [`CommandError`] out,
+//! whatever the transport. REST handlers, batch items and socket commands (over NATS, see
+//! [`crate::socket`]) all call [`Command::run`]; only the shapes they are read from and
+//! written to differ.
+//!
+//! Adding a command means: its type in `events::command`, its `decide` arm in
+//! [`crate::domain::channel`], its [`Command`] impl here, its REST route in [`crate::api`] and,
+//! where users act, its socket verb in `events::subject::CommandVerb`.
+//!
+//! - [`messages`]: send (prepared, then run, so a batch validates every item first).
+//! - [`groups`]: create, disband, add and remove members.
+//! - [`reads`]: read positions.
+//! - [`fields`]: the field rules they share.
+//! - [`error`]: [`CommandError`] and the status and body each transport answers with.
+
+pub mod error;
+pub mod fields;
+pub mod groups;
+pub mod messages;
+pub mod reads;
+
+pub use error::CommandError;
+pub use messages::PreparedSend;
+
+use crate::executor::Executor;
+use events::TenantId;
+use std::future::Future;
+use std::sync::Arc;
+
+/// A command any transport can run.
+pub trait Command: Send + Sized + 'static {
+    /// Its answer.
+    type Output: Send;
+
+    /// Validates the command (once, naming the offending field), decides and appends it.
+    ///
+    /// # Errors
+    /// [`CommandError`].
+    fn run(
+        self,
+        on: &Commands,
+        tenant: &TenantId,
+    ) -> impl Future<Output = Result<Self::Output, CommandError>> + Send;
+}
+
+/// What commands run on: the executor and the limits of validation.
+#[derive(Clone)]
+pub struct Commands {
+    executor: Arc<Executor>,
+    max_payload_bytes: usize,
+}
+
+impl Commands {
+    /// Commands on `executor`, refusing payloads over `max_payload_bytes` decoded.
+    pub fn new(executor: Executor, max_payload_bytes: usize) -> Self {
+        Self {
+            executor: Arc::new(executor),
+            max_payload_bytes,
+        }
+    }
+
+    /// Largest decoded payload, bytes.
+    pub fn max_payload_bytes(&self) -> usize {
+        self.max_payload_bytes
+    }
+
+    /// Runs `c` for `tenant` (shorthand for [`Command::run`]).
+    ///
+    /// # Errors
+    /// [`CommandError`].
+    pub async fn run<C: Command>(
+        &self,
+        tenant: &TenantId,
+        c: C,
+    ) -> Result<C::Output, CommandError> {
+        c.run(self, tenant).await
+    }
+}
