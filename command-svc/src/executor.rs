@@ -172,9 +172,12 @@ impl Executor {
                 }
             }
         }
+        // Built on the first lost race only: most commands never retry.
+        let mut delays: Option<platform::retry::Delays> = None;
         for attempt in 0..MAX_ATTEMPTS {
             if attempt > 0 {
-                backoff(attempt).await;
+                let d = delays.get_or_insert_with(|| platform::retry::CONTENTION.delays());
+                tokio::time::sleep(d.next_delay()).await;
             }
             let event = match decide(state, key, cmd.clone())? {
                 Decision::Duplicate(rec) => return Ok(Outcome::Duplicate(rec)),
@@ -227,15 +230,4 @@ impl Executor {
         }
         Err(ExecError::Contention)
     }
-}
-
-/// Sleeps a random 0..2^min(attempt,6) × 200 µs after a lost race, so two instances hammering
-/// one channel take turns instead of one starving.
-async fn backoff(attempt: usize) {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0) as u64;
-    let window = 200_000u64 << attempt.min(6);
-    tokio::time::sleep(std::time::Duration::from_nanos(nanos % window)).await;
 }

@@ -20,6 +20,7 @@
 //! - [`openapi`]: the finished OpenAPI document and Swagger UI.
 //! - [`log`]: NATS connection and the event stream's definition.
 //! - [`db`]: the Postgres pool.
+//! - [`retry`]: the retry policies (backon) of every loop that waits for a dependency.
 //! - [`shutdown`]: SIGINT/SIGTERM as a future.
 
 pub mod auth;
@@ -31,6 +32,7 @@ pub mod http;
 pub mod log;
 pub mod openapi;
 pub mod params;
+pub mod retry;
 pub mod server;
 pub mod shutdown;
 pub mod telemetry;

@@ -8,7 +8,10 @@
 //! # Layout
 //! - [`Config`] (`config.rs`): `PARLEY_QUERY_LISTEN`, `PARLEY_CONSISTENCY_WAIT_MS`,
 //!   `PARLEY_READY_MAX_LAG` and the shared settings.
-//! - [`serve`] (here): connects Postgres and NATS, builds the app, serves until shutdown.
+//! - [`serve`] (here): waits for the migrations, builds, serves until shutdown.
+//! - `state.rs`: the composition root: connects Postgres and NATS and builds the read side,
+//!   the realtime side and the app, handing each only what it needs.
+//! - `realtime/`: WebSocket and SSE push, the fan-out hub, presence (see [`realtime`]).
 //! - `api/`: poem-openapi operations, one file per resource (`messages.rs`,
 //!   `conversations.rs`, `channels.rs`, `ops.rs`), their DTOs and input validation.
 //! - `store/`: the SQL, as named constants with parameters, one file per read model.
@@ -20,6 +23,7 @@ mod config;
 mod consistency;
 mod paging;
 pub mod realtime;
+mod state;
 mod store;
 
 pub use config::Config;
@@ -35,20 +39,15 @@ pub mod raw_sql {
 }
 
 use anyhow::Context as _;
-use consistency::Checkpoints;
-use events::subject::Subjects;
 use platform::auth::ApiKeys;
 use platform::shutdown::Shutdown;
-use platform::token::UserTokens;
-use poem::EndpointExt as _;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// How long in-flight requests may run after shutdown begins.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Unacked publishes the JetStream context allows; this service never publishes.
-const MAX_ACK_INFLIGHT: usize = 16;
+pub(crate) const MAX_ACK_INFLIGHT: usize = 16;
 
 /// Waits until the database is migrated, then builds the app (a Postgres pool and a NATS
 /// connection that retries in the background) and serves HTTP on `acceptor` until `shutdown`
@@ -73,66 +72,10 @@ pub async fn serve(
     {
         return Ok(());
     }
-    let pool = platform::db::pool(&config.common.database_url, config.common.db_pool_size)
-        .context("building the Postgres pool")?;
-    let (nats, jetstream) = platform::log::connect(
-        &config.common.nats_url,
-        "parley-query-svc",
-        MAX_ACK_INFLIGHT,
-    )
-    .await
-    .context("connecting to NATS")?;
-    let mut tenants: Vec<events::TenantId> = keys.tenants().collect();
-    tenants.extend(config.dev_tenant.clone());
-    let tokens = UserTokens::new(config.common.token_secret.as_deref(), tenants)?;
-    let state = Arc::new(api::AppState {
-        pool: pool.clone(),
-        nats: nats.clone(),
-        jetstream: jetstream.clone(),
-        stream: config.common.stream.clone(),
-        checkpoints: Checkpoints::default(),
-        consistency_wait: config.consistency_wait,
-        ready_max_lag: config.ready_max_lag,
-    });
-    let subjects = Subjects::new(config.common.subject_root.clone());
-    let (hub, hub_task) = realtime::hub::Hub::start(
-        realtime::hub::HubSource {
-            jetstream: jetstream.clone(),
-            nats: nats.clone(),
-            stream: config.common.stream.clone(),
-            subjects: subjects.clone(),
-            pool,
-        },
-        config.ws.queue,
-        stop.clone().wait(),
-    );
-    let (presence, presence_tasks) = realtime::presence::Presence::start(
-        &jetstream,
-        subjects.presence_bucket(),
-        hub.clone(),
-        stop.clone(),
-    )
-    .await
-    .context("opening the presence bucket")?;
-    let rt = Arc::new(realtime::Realtime {
-        app: state.clone(),
-        hub,
-        presence,
-        nats,
-        subjects,
-        tokens,
-        config: config.ws.clone(),
-        stop: stop.clone(),
-        typing: realtime::TypingLimiter::default(),
-    });
-    let app =
-        api::app(state, keys, rt, config.dev_tenant.clone()).data(platform::http::BodyRules {
-            max_payload_bytes: 0,
-            timeout: config.common.http.body_timeout,
-        });
+    let built = state::build(&config, keys, &stop).await?;
     let served = platform::server::serve(
         acceptor,
-        app,
+        built.app,
         config.common.http,
         "query_svc",
         stop.wait(),
@@ -140,7 +83,7 @@ pub async fn serve(
     )
     .await
     .context("serving HTTP");
-    for task in std::iter::once(hub_task).chain(presence_tasks) {
+    for task in built.tasks {
         if let Err(e) = task.await {
             tracing::error!(error = %e, "realtime task panicked");
         }

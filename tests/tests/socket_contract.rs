@@ -322,10 +322,7 @@ async fn socket_commands_are_a_nats_service_with_the_command_layers_replies() {
         .iter()
         .filter_map(|e| e["name"].as_str())
         .collect();
-    assert!(
-        names.contains(&"send") && names.contains(&"read"),
-        "{info}"
-    );
+    assert!(names.contains(&"send") && names.contains(&"read"), "{info}");
     let subjects = events::subject::Subjects::new(env.subject_root.clone());
     let tenant = events::TenantId::parse("acme").expect("tenant");
     let send = subjects.command(&tenant, events::subject::CommandVerb::Send);

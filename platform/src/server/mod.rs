@@ -41,6 +41,7 @@ struct AcceptErrors {
     service: &'static str,
     last_log: Option<Instant>,
     streak: u32,
+    delays: crate::retry::Delays,
 }
 
 impl AcceptErrors {
@@ -54,8 +55,7 @@ impl AcceptErrors {
             tracing::warn!(service = self.service, error = %e, failures = self.streak, "accepting a connection failed; backing off");
             self.last_log = Some(Instant::now());
         }
-        let wait = Duration::from_millis(10u64 << self.streak.min(7)).min(Duration::from_secs(1));
-        tokio::time::sleep(wait).await;
+        tokio::time::sleep(self.delays.next_delay()).await;
     }
 }
 
@@ -86,6 +86,7 @@ where
         service,
         last_log: None,
         streak: 0,
+        delays: crate::retry::ACCEPT.delays(),
     };
     let mut capped_since: Option<Instant> = None;
     tokio::pin!(shutdown);
@@ -117,7 +118,10 @@ where
         };
         match accepted {
             Ok((io, local, remote, scheme)) => {
-                errors.streak = 0;
+                if errors.streak > 0 {
+                    errors.streak = 0;
+                    errors.delays.reset();
+                }
                 let activity = Arc::new(Activity::new());
                 let io = Tracked::new(io, activity.clone(), slot, OpenGauge::new(service));
                 let ep = ep.clone();

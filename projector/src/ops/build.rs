@@ -33,6 +33,7 @@ pub async fn run_to(
 ) -> anyhow::Result<()> {
     let limit = ops.policy.transient_limit.unwrap_or(u32::MAX);
     let mut failures = 0u32;
+    let mut delays = platform::retry::PROJECTION.delays();
     loop {
         match read_to(ops, appliers, until, progress.as_deref_mut()).await {
             Ok(()) => return Ok(()),
@@ -42,7 +43,7 @@ pub async fn run_to(
                     failures < limit,
                     "giving up after {failures} failed attempts: {e}"
                 );
-                let wait = crate::shell::apply::backoff(failures);
+                let wait = delays.next_delay();
                 tracing::warn!(error = %e, attempt = failures, backoff_ms = wait.as_millis() as u64, "re-reading the checkpoints and reading again");
                 tokio::time::sleep(wait).await;
                 if let Err(e) = reload(ops, appliers).await {

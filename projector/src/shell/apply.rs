@@ -12,7 +12,7 @@
 use crate::schema::Version;
 use crate::shell::batch::{self, Batch, BatchError, Commit, Committed, Mode, PoisonPolicy};
 use crate::shell::dlq;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// How an [`Applier`] treats failures.
 #[derive(Debug, Clone, Copy)]
@@ -58,12 +58,6 @@ pub struct Applier {
     rate: Rate,
 }
 
-/// The delay before retry number `attempt` (1-based): 100 ms doubling, at most 10 s.
-pub fn backoff(attempt: u32) -> Duration {
-    Duration::from_millis(100u64.saturating_mul(1 << attempt.saturating_sub(1).min(7)))
-        .min(Duration::from_secs(10))
-}
-
 impl Applier {
     /// An applier of `v`.
     pub fn new(v: Version, policy: Policy) -> Self {
@@ -104,6 +98,7 @@ impl Applier {
             });
         }
         let mut poisoned = 0u32;
+        let mut delays = platform::retry::PROJECTION.delays();
         loop {
             let mode = if poisoned >= self.policy.max_attempts {
                 Mode::Isolate(self.policy.poison)
@@ -130,7 +125,7 @@ impl Applier {
                     poisoned += 1;
                     tracing::warn!(projection = self.v.projection.name(), version = self.v.version, attempt = poisoned, error = %msg, "batch failed; retrying");
                     metrics::counter!("projector_batch_failures_total", "projection" => self.v.projection.name()).increment(1);
-                    tokio::time::sleep(backoff(poisoned)).await;
+                    tokio::time::sleep(delays.next_delay()).await;
                 }
                 Err(other) => return Err(other),
             }

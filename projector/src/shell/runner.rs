@@ -317,7 +317,7 @@ async fn serve_while_held(
     lease: &Lease,
     stop: &mut tokio::sync::watch::Receiver<bool>,
 ) -> bool {
-    let mut failures = 0u32;
+    let mut delays = platform::retry::PROJECTION.delays();
     loop {
         let mut progressed = false;
         let result = tokio::select! {
@@ -330,11 +330,13 @@ async fn serve_while_held(
         };
         ctx.health.set(p, |pr| pr.running = false);
         match result {
-            Ok(()) => failures = 0,
+            Ok(()) => delays.reset(),
             Err(e) => {
                 // The backoff grows only while no batch commits (a database that stays down).
-                failures = if progressed { 1 } else { failures + 1 };
-                let wait = crate::shell::apply::backoff(failures);
+                if progressed {
+                    delays.reset();
+                }
+                let wait = delays.next_delay();
                 let stale = matches!(
                     e.downcast_ref::<BatchError>(),
                     Some(BatchError::Stale { .. })

@@ -40,8 +40,8 @@ pub struct AppState {
     pub jetstream: async_nats::jetstream::Context,
     /// The event stream's name.
     pub stream: String,
-    /// Highest checkpoint seen per projection.
-    pub checkpoints: Checkpoints,
+    /// Highest checkpoint seen per projection (shared with the realtime catch-ups).
+    pub checkpoints: Arc<Checkpoints>,
     /// Longest wait for `min_event_seq`.
     pub consistency_wait: Duration,
     /// Largest projection lag at which `/ready` answers 200, in events.

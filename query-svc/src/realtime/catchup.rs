@@ -1,14 +1,14 @@
 //! The reads behind a connection's catch-up, as owned futures: the connection polls them beside
 //! its live stream (they never hold its loop), and acts on their results when they are ready.
 //!
-//! - [`plan`]: a `sync`'s starting point per channel of the user (after waiting for the read
-//!   models to reach the hub's position).
-//! - [`page`]: one page of a channel's history from the read models, with each message's
-//!   `event_seq` (after waiting, for a hole fill, until the messages projection has the
-//!   missing events).
+//! [`CatchUpStore`] is all the realtime side needs of the read models — the narrow handle a
+//! session gets; [`PgCatchUp`] serves it from Postgres:
+//! - [`CatchUpStore::plan`]: a `sync`'s starting point per channel of the user (after waiting
+//!   for the read models to reach the hub's position).
+//! - [`CatchUpStore::page`]: one page of a channel's history, with each message's `event_seq`
+//!   (after waiting, for a hole fill, until the messages projection has the missing events).
 
-use crate::api::AppState;
-use crate::consistency::Projection;
+use crate::consistency::{Checkpoints, Projection};
 use crate::store::{self, MessageRow};
 use events::{ChannelKey, ChannelType, TenantId, Uid};
 use futures::future::BoxFuture;
@@ -53,50 +53,48 @@ pub enum Read {
 /// A read in flight.
 pub type Pending = BoxFuture<'static, Read>;
 
+/// The reads of a connection's catch-up.
+pub trait CatchUpStore: Send + Sync + 'static {
+    /// The starting point of each of `uid`'s channels for a `sync` covering the log up to
+    /// `position`: the `listed` last seqs, else (with `since_event_seq`) the last message at or
+    /// before that event; channels neither listed nor changed since are left out, and so is a
+    /// listed channel the user is not in. Resolves to [`Read::Plan`].
+    fn plan(
+        self: Arc<Self>,
+        tenant: TenantId,
+        uid: Uid,
+        listed: HashMap<ChannelKey, u64>,
+        since_event_seq: Option<u64>,
+        position: u64,
+    ) -> Pending;
+
+    /// Up to `limit` messages of `channel` after `after`, ascending; with `wait_for`, first
+    /// waits until the messages projection has applied that event. Resolves to
+    /// [`Read::Page`].
+    fn page(
+        self: Arc<Self>,
+        tenant: TenantId,
+        channel: ChannelKey,
+        after: u64,
+        limit: usize,
+        wait_for: Option<u64>,
+    ) -> Pending;
+}
+
+/// [`CatchUpStore`] on the Postgres read models.
+pub struct PgCatchUp {
+    /// The read models.
+    pub pool: deadpool_postgres::Pool,
+    /// The checkpoints reads wait on.
+    pub checkpoints: Arc<Checkpoints>,
+}
+
 fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-/// The starting point of each of `uid`'s channels for a `sync` covering the log up to
-/// `position`: the `listed` last seqs, else (with `since_event_seq`) the last message at or
-/// before that event; channels neither listed nor changed since are left out, and so is a
-/// listed channel the user is not in.
-pub fn plan(
-    state: Arc<AppState>,
-    tenant: TenantId,
-    uid: Uid,
-    listed: HashMap<ChannelKey, u64>,
-    since_event_seq: Option<u64>,
-    position: u64,
-) -> Pending {
-    Box::pin(async move {
-        let all = [
-            Projection::Messages,
-            Projection::Channels,
-            Projection::Conversations,
-        ];
-        let reached = state
-            .checkpoints
-            .wait_for(&state.pool, &all, Some(position), CATCH_UP_WAIT)
-            .await;
-        if reached.is_err() {
-            return Read::Plan(Err(ReadError::Lagging));
-        }
-        Read::Plan(
-            starts(
-                &state,
-                tenant.as_str(),
-                uid.as_str(),
-                &listed,
-                since_event_seq,
-            )
-            .await,
-        )
-    })
-}
-
 async fn starts(
-    state: &AppState,
+    state: &PgCatchUp,
     tenant: &str,
     uid: &str,
     listed: &HashMap<ChannelKey, u64>,
@@ -143,48 +141,83 @@ async fn starts(
     Ok(out)
 }
 
-/// Up to [`PAGE`] messages of `channel` after `after`; with `wait_for`, first waits until the
-/// messages projection has applied that event.
-pub fn page(
-    state: Arc<AppState>,
-    tenant: TenantId,
-    channel: ChannelKey,
-    after: u64,
-    wait_for: Option<u64>,
-) -> Pending {
-    Box::pin(async move {
-        if let Some(event) = wait_for {
-            let reached = state
+impl CatchUpStore for PgCatchUp {
+    fn plan(
+        self: Arc<Self>,
+        tenant: TenantId,
+        uid: Uid,
+        listed: HashMap<ChannelKey, u64>,
+        since_event_seq: Option<u64>,
+        position: u64,
+    ) -> Pending {
+        Box::pin(async move {
+            let all = [
+                Projection::Messages,
+                Projection::Channels,
+                Projection::Conversations,
+            ];
+            let reached = self
                 .checkpoints
-                .wait_for(
-                    &state.pool,
-                    &[Projection::Messages],
-                    Some(event),
-                    CATCH_UP_WAIT,
-                )
+                .wait_for(&self.pool, &all, Some(position), CATCH_UP_WAIT)
                 .await;
             if reached.is_err() {
-                return Read::Page(Err(ReadError::Lagging));
+                return Read::Plan(Err(ReadError::Lagging));
             }
-        }
-        let rows = store::realtime::after(
-            &state.pool,
-            tenant.as_str(),
-            i16::from(channel.channel_type().as_u8()),
-            &channel.storage_key(),
-            to_i64(after),
-            PAGE,
-        )
-        .await;
-        Read::Page(match rows {
-            Ok(rows) => Ok(rows
-                .into_iter()
-                .map(|(row, ev)| (row, u64::try_from(ev).unwrap_or(0)))
-                .collect()),
-            Err(e) => {
-                tracing::warn!(error = %e, "catch-up read failed");
-                Err(ReadError::Store)
-            }
+            Read::Plan(
+                starts(
+                    &self,
+                    tenant.as_str(),
+                    uid.as_str(),
+                    &listed,
+                    since_event_seq,
+                )
+                .await,
+            )
         })
-    })
+    }
+
+    fn page(
+        self: Arc<Self>,
+        tenant: TenantId,
+        channel: ChannelKey,
+        after: u64,
+        limit: usize,
+        wait_for: Option<u64>,
+    ) -> Pending {
+        Box::pin(async move {
+            if let Some(event) = wait_for {
+                let reached = self
+                    .checkpoints
+                    .wait_for(
+                        &self.pool,
+                        &[Projection::Messages],
+                        Some(event),
+                        CATCH_UP_WAIT,
+                    )
+                    .await;
+                if reached.is_err() {
+                    return Read::Page(Err(ReadError::Lagging));
+                }
+            }
+            let rows = store::realtime::after(
+                &self.pool,
+                tenant.as_str(),
+                i16::from(channel.channel_type().as_u8()),
+                &channel.storage_key(),
+                to_i64(after),
+                limit,
+            )
+            .await;
+            Read::Page(match rows {
+                Ok(rows) => Ok(rows
+                    .into_iter()
+                    .map(|(row, ev)| (row, u64::try_from(ev).unwrap_or(0)))
+                    .collect()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "catch-up read failed");
+                    Err(ReadError::Store)
+                }
+            })
+        })
+    }
 }

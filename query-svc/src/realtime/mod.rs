@@ -6,25 +6,33 @@
 //!   this instance's connections through bounded queues.
 //! - [`seam`]: the pure bookkeeping of a connection's in-order, gap-free, duplicate-free
 //!   stream per channel (held live items, refills, sync plans).
-//! - [`session`]: one connection's catch-up and delivery through the seam, and the client
-//!   frames.
+//! - [`delivery`]: the session's seam cursor: live items, backlog and catch-up pages through
+//!   the seam, against a [`catchup::CatchUpStore`] and a [`sink::Sink`].
+//! - [`resume`]: `sync` — the plan, its gaps and `synced`.
+//! - [`session`]: one connection: its user, its delivery, the services its frames reach;
+//!   [`dispatch`]: what each client frame does.
+//! - [`sink`]: where frames go and why a session ends (close codes).
 //! - [`ws`], [`sse`]: the two transports.
-//! - [`catchup`]: the reads behind a catch-up, as futures the connection polls.
+//! - [`catchup`]: the reads behind a catch-up (the narrow handle on the read models), as
+//!   futures the connection polls.
 //! - [`commands`]: the client frames that act (`send`, `read`, `typing`, presence).
 //! - [`presence`]: who is online, in a JetStream key-value bucket watched by every instance.
 //! - [`frames`]: the JSON frames.
 
 pub mod catchup;
 pub mod commands;
+pub mod delivery;
+pub mod dispatch;
 pub mod frames;
 pub mod hub;
 pub mod presence;
+pub mod resume;
 pub mod seam;
 pub mod session;
+pub mod sink;
 pub mod sse;
 pub mod ws;
 
-use crate::api::AppState;
 use events::subject::Subjects;
 use events::{ChannelKey, TenantId, Uid};
 use platform::token::UserTokens;
@@ -50,8 +58,8 @@ pub struct WsConfig {
 
 /// What the realtime endpoints share.
 pub struct Realtime {
-    /// The read side's state (pool, checkpoints).
-    pub app: Arc<AppState>,
+    /// The reads of catch-ups.
+    pub catch_up: Arc<dyn catchup::CatchUpStore>,
     /// The fan-out hub.
     pub hub: hub::Hub,
     /// Presence.

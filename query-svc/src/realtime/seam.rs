@@ -20,6 +20,12 @@
 //!    If this connection already sent messages of that channel (a later `sync`), older
 //!    messages are never sent after newer ones: the range below the first one sent is
 //!    reported as a gap for the client to read over REST.
+//! 5. What a `sync` claims for channels it does not plan is still the client's: a live message
+//!    of a channel nothing is known of on this connection is dropped when its event is at or
+//!    below `since_event_seq` ([`Seam::claim_events_through`]), or its seq at or below the
+//!    `last_seq` the client listed for it ([`Seam::claim`]) — the hub of this instance may be
+//!    behind the one the client last read from. Such a claim never fills holes: the client
+//!    may not have been allowed to read what came before.
 
 use super::hub::Out;
 use events::ChannelKey;
@@ -120,6 +126,10 @@ pub struct Seam {
     held: VecDeque<Out>,
     refill: HashMap<ChannelKey, (u64, u64, u64)>,
     capacity: usize,
+    /// Rule 5: the client holds every event up to this one.
+    floor: u64,
+    /// Rule 5: listed channels the plan did not cover, and the last seq the client holds.
+    claims: HashMap<ChannelKey, u64>,
 }
 
 impl Seam {
@@ -131,6 +141,8 @@ impl Seam {
             held: VecDeque::new(),
             refill: HashMap::new(),
             capacity: capacity.max(1),
+            floor: 0,
+            claims: HashMap::new(),
         }
     }
 
@@ -209,9 +221,33 @@ impl Seam {
         (held, refills)
     }
 
-    /// What to do with live message `message_seq` (event `event_seq`) of `channel` (rule 3).
+    /// The client holds every event up to `event_seq` (rule 5).
+    pub fn claim_events_through(&mut self, event_seq: u64) {
+        self.floor = self.floor.max(event_seq);
+    }
+
+    /// The client holds up to `message_seq` of `channel`, which its `sync` listed but the plan
+    /// did not cover (rule 5); ignored once the channel is known.
+    pub fn claim(&mut self, channel: &ChannelKey, message_seq: u64) {
+        if !self.channels.contains_key(channel) {
+            let c = self.claims.entry(channel.clone()).or_default();
+            *c = (*c).max(message_seq);
+        }
+    }
+
+    /// Whether the client holds message `message_seq` (event `event_seq`) of `channel` by rule
+    /// 5 alone: nothing of the channel is known on this connection, and a claim covers it.
+    pub fn claimed(&self, channel: &ChannelKey, message_seq: u64, event_seq: u64) -> bool {
+        !self.channels.contains_key(channel)
+            && (event_seq <= self.floor
+                || self.claims.get(channel).is_some_and(|&c| message_seq <= c))
+    }
+
+    /// What to do with live message `message_seq` (event `event_seq`) of `channel` (rules 3
+    /// and 5).
     pub fn step(&self, channel: &ChannelKey, message_seq: u64, event_seq: u64) -> Step {
         match self.channels.get(channel).map(|s| s.last) {
+            None if self.claimed(channel, message_seq, event_seq) => Step::Skip,
             Some(last) if message_seq <= last => Step::Skip,
             Some(last) if message_seq > last + 1 => Step::Fill {
                 after: last,
@@ -350,6 +386,27 @@ mod tests {
     /// Random interleavings of live messages, a `sync` at a random moment (or none, then the
     /// hold window ends), catch-up pages and a small hold capacity: per channel the client
     /// receives exactly `client_last+1..=head`, in order, without duplicates.
+    #[test]
+    fn a_since_claim_drops_live_messages_of_unknown_channels_at_or_below_it() {
+        let (a, b) = (key(1), key(2));
+        let mut seam = Seam::new(4);
+        seam.resume();
+        seam.claim_events_through(25);
+        // Channel a was planned (known); b the client holds through event 25 only by claim.
+        assert_eq!(seam.plan(&a, 1, 3), Plan::CatchUp { after: 1 });
+        assert_eq!(seam.step(&b, 2, 20), Step::Skip);
+        assert!(seam.claimed(&b, 2, 25));
+        assert_eq!(seam.step(&b, 3, 30), Step::Send);
+        seam.sent(&b, 3);
+        assert!(!seam.claimed(&b, 2, 20), "known channels follow rule 3");
+        // A listed claim skips what it covers and never fills what comes before.
+        let c = key(3);
+        seam.claim(&c, 4);
+        assert_eq!(seam.step(&c, 4, 40), Step::Skip);
+        assert_eq!(seam.step(&c, 9, 90), Step::Send);
+        assert_eq!(seam.step(&a, 2, 20), Step::Send);
+    }
+
     #[test]
     fn every_interleaving_is_in_order_gap_free_and_duplicate_free() {
         let mut rng = StdRng::seed_from_u64(seed());

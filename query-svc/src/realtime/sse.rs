@@ -6,7 +6,8 @@
 //! the client goes away the body (and the channel's receiver) is dropped, the next write fails,
 //! and the task ends.
 
-use super::session::{End, Session, Sink};
+use super::session::Session;
+use super::sink::{End, Sink};
 use super::Realtime;
 use poem::web::sse::{Event, SSE};
 use poem::web::Data;
@@ -101,15 +102,15 @@ async fn run(
                 () = &mut stop => break End::Shutdown,
                 () = &mut expiry => break End::Expired,
                 () = sink.tx.closed() => break End::Gone,
-                read = session.next_read(), if session.reading() => {
-                    if let Err(e) = session.on_read(read, &mut sink).await { break e; }
+                read = session.delivery.next_read(), if session.delivery.reading() => {
+                    if let Err(e) = session.delivery.on_read(read, &mut sink).await { break e; }
                 }
-                () = std::future::ready(()), if session.has_work() => {
+                () = std::future::ready(()), if session.delivery.has_work() => {
                     if let Err(e) = super::ws::drain(&mut reg, &mut session, &mut sink).await { break e; }
-                    if let Err(e) = session.step(&mut sink).await { break e; }
+                    if let Err(e) = session.delivery.step(&mut sink).await { break e; }
                 }
                 out = reg.rx.recv() => match out {
-                    Some(out) => if let Err(e) = session.live(out, &mut sink).await { break e; },
+                    Some(out) => if let Err(e) = session.delivery.live(out, &mut sink).await { break e; },
                     None if reg.overflowed.load(Ordering::Acquire) => break End::SlowConsumer,
                     None => break End::Shutdown,
                 },

@@ -1,7 +1,8 @@
 //! `GET /v1/ws`: the WebSocket transport of a [`Session`].
 
 use super::commands::CommandFuture;
-use super::session::{End, Session, Sink};
+use super::session::Session;
+use super::sink::{End, Sink};
 use super::Realtime;
 use futures::stream::{FuturesUnordered, SplitSink};
 use futures::{SinkExt, StreamExt};
@@ -72,7 +73,7 @@ pub(super) async fn drain(
     sink: &mut impl Sink,
 ) -> Result<(), End> {
     while let Ok(out) = reg.rx.try_recv() {
-        session.live(out, sink).await?;
+        session.delivery.live(out, sink).await?;
     }
     Ok(())
 }
@@ -111,13 +112,14 @@ async fn run(rt: Arc<Realtime>, claims: platform::token::UserClaims, socket: Web
     let idle = tokio::time::sleep(rt.config.idle);
     // Boxed and dropped once the first sync came: idle connections keep one timer, not two.
     let mut hold = session
+        .delivery
         .holding_until()
         .map(|t| Box::pin(tokio::time::sleep_until(t)));
     let expiry = tokio::time::sleep(super::until(claims.expires_at_s));
     let stop = rt.stop.clone().wait();
     tokio::pin!(expiry, stop, idle);
     let end = loop {
-        if hold.is_some() && session.holding_until().is_none() {
+        if hold.is_some() && session.delivery.holding_until().is_none() {
             hold = None;
         }
         tokio::select! {
@@ -156,23 +158,23 @@ async fn run(rt: Arc<Realtime>, claims: platform::token::UserClaims, socket: Web
                     if let Err(e) = sink.send("answer", None, answer).await { break e; }
                 }
             }
-            read = session.next_read(), if session.reading() => {
-                if let Err(e) = session.on_read(read, &mut sink).await { break e; }
+            read = session.delivery.next_read(), if session.delivery.reading() => {
+                if let Err(e) = session.delivery.on_read(read, &mut sink).await { break e; }
             }
-            () = std::future::ready(()), if session.has_work() => {
+            () = std::future::ready(()), if session.delivery.has_work() => {
                 // Take what the hub queued first (the seam holds it), so backlog never fills
                 // the hub's queue; then one unit of backlog.
                 if let Err(e) = drain(&mut reg, &mut session, &mut sink).await { break e; }
-                if let Err(e) = session.step(&mut sink).await { break e; }
+                if let Err(e) = session.delivery.step(&mut sink).await { break e; }
             }
             out = reg.rx.recv() => match out {
-                Some(out) => if let Err(e) = session.live(out, &mut sink).await { break e; },
+                Some(out) => if let Err(e) = session.delivery.live(out, &mut sink).await { break e; },
                 None if reg.overflowed.load(Ordering::Acquire) => break End::SlowConsumer,
                 None => break End::Shutdown,
             },
             () = async { if let Some(h) = hold.as_mut() { h.await } }, if hold.is_some() => {
                 hold = None;
-                session.hold_expired();
+                session.delivery.hold_expired();
             }
             _ = ping.tick() => {
                 let ping = tokio::time::timeout(WRITE_TIMEOUT, sink.0.send(Message::Ping(Vec::new()))).await;

@@ -1,0 +1,92 @@
+//! The composition root: connects Postgres and NATS and builds every long-lived part of the
+//! service — the read side's state, the realtime side (hub, presence, a narrow catch-up handle
+//! on the read models) and the HTTP app — handing each only what it needs. Nothing else
+//! constructs them, so `api` and `realtime` never reach into each other's state.
+
+use crate::consistency::Checkpoints;
+use crate::{api, realtime, Config, MAX_ACK_INFLIGHT};
+use anyhow::Context as _;
+use events::subject::Subjects;
+use platform::auth::ApiKeys;
+use platform::shutdown::Shutdown;
+use platform::token::UserTokens;
+use poem::EndpointExt as _;
+use std::sync::Arc;
+
+/// What [`build`] made: the app to serve and the background tasks to wait for at the end.
+pub struct Built {
+    /// The HTTP app.
+    pub app: poem::endpoint::BoxEndpoint<'static>,
+    /// The hub's and presence's tasks; each ends after `stop`.
+    pub tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Builds the service for `config`; its tasks run until `stop`.
+///
+/// # Errors
+/// A database URL or pool setting that cannot be used, NATS unreachable, a token secret that
+/// is too short, the presence bucket that cannot be opened.
+pub async fn build(config: &Config, keys: ApiKeys, stop: &Shutdown) -> anyhow::Result<Built> {
+    let pool = platform::db::pool(&config.common.database_url, config.common.db_pool_size)
+        .context("building the Postgres pool")?;
+    let (nats, jetstream) = platform::log::connect(
+        &config.common.nats_url,
+        "parley-query-svc",
+        MAX_ACK_INFLIGHT,
+    )
+    .await
+    .context("connecting to NATS")?;
+    let mut tenants: Vec<events::TenantId> = keys.tenants().collect();
+    tenants.extend(config.dev_tenant.clone());
+    let tokens = UserTokens::new(config.common.token_secret.as_deref(), tenants)?;
+    let checkpoints = Arc::new(Checkpoints::default());
+    let state = Arc::new(api::AppState {
+        pool: pool.clone(),
+        nats: nats.clone(),
+        jetstream: jetstream.clone(),
+        stream: config.common.stream.clone(),
+        checkpoints: checkpoints.clone(),
+        consistency_wait: config.consistency_wait,
+        ready_max_lag: config.ready_max_lag,
+    });
+    let subjects = Subjects::new(config.common.subject_root.clone());
+    let (hub, hub_task) = realtime::hub::Hub::start(
+        realtime::hub::HubSource {
+            jetstream: jetstream.clone(),
+            nats: nats.clone(),
+            stream: config.common.stream.clone(),
+            subjects: subjects.clone(),
+            pool: pool.clone(),
+        },
+        config.ws.queue,
+        stop.clone().wait(),
+    );
+    let (presence, presence_tasks) = realtime::presence::Presence::start(
+        &jetstream,
+        subjects.presence_bucket(),
+        hub.clone(),
+        stop.clone(),
+    )
+    .await
+    .context("opening the presence bucket")?;
+    let rt = Arc::new(realtime::Realtime {
+        catch_up: Arc::new(realtime::catchup::PgCatchUp { pool, checkpoints }),
+        hub,
+        presence,
+        nats,
+        subjects,
+        tokens,
+        config: config.ws.clone(),
+        stop: stop.clone(),
+        typing: realtime::TypingLimiter::default(),
+    });
+    let app =
+        api::app(state, keys, rt, config.dev_tenant.clone()).data(platform::http::BodyRules {
+            max_payload_bytes: 0,
+            timeout: config.common.http.body_timeout,
+        });
+    Ok(Built {
+        app: app.map_to_response().boxed(),
+        tasks: std::iter::once(hub_task).chain(presence_tasks).collect(),
+    })
+}
