@@ -184,6 +184,47 @@ impl Ws {
         Ok(out)
     }
 
+    /// Every frame up to and including the first that `sentinel` accepts, within `wait`: a
+    /// barrier. The server sends a connection's log frames in log order, so a frame that is
+    /// not among these was not sent before the sentinel's event — the way to assert that
+    /// something did *not* arrive without waiting out a window.
+    ///
+    /// # Errors
+    /// No such frame within `wait` (or the socket closed first).
+    pub async fn until(
+        &mut self,
+        wait: Duration,
+        sentinel: impl Fn(&Value) -> bool,
+    ) -> anyhow::Result<Vec<Value>> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut out = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let f = self
+                .next_within(left)
+                .await?
+                .with_context(|| format!("no sentinel (closed {:?}) after {out:?}", self.closed))?;
+            let done = sentinel(&f);
+            out.push(f);
+            if done {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Waits for the server to close the socket; its close code (1005 without one).
+    ///
+    /// # Errors
+    /// A frame arrived first (named), or nothing happened within `wait`.
+    pub async fn closed_within(&mut self, wait: Duration) -> anyhow::Result<u16> {
+        match self.next_within(wait).await? {
+            Some(f) => anyhow::bail!("a frame instead of the close: {f}"),
+            None => self
+                .closed
+                .with_context(|| format!("not closed within {wait:?}")),
+        }
+    }
+
     /// Sends `sync` and collects every frame up to and including `synced`.
     ///
     /// # Errors

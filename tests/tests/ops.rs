@@ -307,7 +307,7 @@ async fn rebuild_killed_at_random_points_resumes() {
         "a discarded rebuild left a version"
     );
 
-    let mut rng = rand::thread_rng();
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(parley_tests::seed());
     let mut finished = false;
     for round in 0..5 {
         let resuming = versions(&env).await.iter().any(|v| v.2 == "building");

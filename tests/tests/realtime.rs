@@ -233,11 +233,11 @@ async fn messages_fan_out_across_instances_and_devices() {
         .unwrap();
     let err = a1.expect("error", WAIT).await.unwrap();
     assert_eq!(err["code"], "VALIDATION_ERROR");
-    assert!(b
-        .drain(Duration::from_millis(300))
-        .await
-        .unwrap()
-        .is_empty());
+    // Barrier: a message carol → bob, logged after all of the above; whatever they had
+    // appended would reach bob before it.
+    send(&s.c, "carol", 1, "bob", "sentinel").await;
+    let before = b.until(WAIT, |f| f["channel_id"] == "carol").await.unwrap();
+    assert_eq!(before.len(), 1, "nothing but the sentinel: {before:?}");
 
     // Reads: the reader's devices and the peer (a receipt) get a `read` frame.
     b.send(json!({"type": "read", "channel_type": 1, "channel_id": "alice", "message_seq": 1}))
@@ -293,7 +293,12 @@ async fn group_membership_takes_effect_at_once() {
     assert_eq!(removed["uid"], "carol");
     send(&s.c, "alice", 2, "g1", "two").await;
     assert_eq!(b.expect("message", WAIT).await.unwrap()["message_seq"], 2);
-    let after: Vec<Value> = carol.drain(Duration::from_millis(500)).await.unwrap();
+    // Barrier: a personal message to carol, logged after "two".
+    send(&s.c, "alice", 1, "carol", "sentinel").await;
+    let after = carol
+        .until(WAIT, |f| f["channel_id"] == "alice")
+        .await
+        .unwrap();
     assert!(after.iter().all(|f| f["channel_id"] != "g1"), "{after:?}");
     // A resume cannot bring it back either.
     let frames = carol
@@ -301,11 +306,17 @@ async fn group_membership_takes_effect_at_once() {
         .await
         .unwrap();
     assert!(seqs(&frames, "g1").is_empty(), "{frames:?}");
-    assert!(dave
-        .drain(Duration::from_millis(200))
+    // Barrier: a personal message to dave, logged after every g1 event so far.
+    send(&s.c, "alice", 1, "dave", "sentinel").await;
+    let before = dave
+        .until(WAIT, |f| f["channel_id"] == "alice")
         .await
-        .unwrap()
-        .is_empty());
+        .unwrap();
+    assert_eq!(
+        before.len(),
+        1,
+        "nothing of g1 for a non-member: {before:?}"
+    );
     // Adding dave: he gets member_added and then the group's messages.
     let (st, v) =
         s.c.post("/v1/channels/g1/members", &json!({"uids": ["dave"]}))
@@ -361,11 +372,10 @@ async fn resume_has_no_gap_and_no_duplicate() {
         got.push(f["message_seq"].as_u64().unwrap());
     }
     assert_eq!(got, (1..=60).collect::<Vec<_>>(), "gap or duplicate");
-    assert!(b
-        .drain(Duration::from_millis(300))
-        .await
-        .unwrap()
-        .is_empty());
+    // Barrier: a message carol → bob after the burst; a duplicate would come before it.
+    send(&s.c, "carol", 1, "bob", "sentinel").await;
+    let after = b.until(WAIT, |f| f["channel_id"] == "carol").await.unwrap();
+    assert_eq!(after.len(), 1, "no duplicate after the resume: {after:?}");
 
     // Restart of the instance he is on: resume by event position instead.
     let last_event = frames.last().unwrap()["event_seq"].as_u64().unwrap();
@@ -460,8 +470,7 @@ async fn token_expiry_closes_the_socket() {
     let mut b = Ws::connect(&s.qa.url(), &short).await.unwrap();
     b.send(json!({"type": "ping", "ref": "p"})).await.unwrap();
     assert_eq!(b.expect("pong", WAIT).await.unwrap()["ref"], "p");
-    assert!(b.drain(Duration::from_secs(4)).await.unwrap().is_empty());
-    assert_eq!(b.closed, Some(4001));
+    assert_eq!(b.closed_within(Duration::from_secs(6)).await.unwrap(), 4001);
 }
 
 #[tokio::test]
@@ -506,17 +515,34 @@ async fn typing_reaches_members_and_never_the_log() {
     eve.send(json!({"type": "typing", "channel_type": 2, "channel_id": "g2"}))
         .await
         .unwrap();
-    assert!(b
-        .drain(Duration::from_millis(400))
+    // Barrier for bob: eve's next notice (personal, to him) is published after the first on
+    // the same connection, so bob would get the group one first.
+    eve.send(json!({"type": "typing", "channel_type": 1, "channel_id": "bob"}))
         .await
-        .unwrap()
-        .is_empty());
-    assert!(a
-        .drain(Duration::from_millis(100))
+        .unwrap();
+    let before = b.until(WAIT, |f| f["type"] == "typing").await.unwrap();
+    assert_eq!(
+        (
+            before.len(),
+            before[0]["channel_type"].as_u64(),
+            before[0]["uid"].as_str()
+        ),
+        (1, Some(1), Some("eve")),
+        "eve's group notice reached bob: {before:?}"
+    );
+    // Barrier for alice: bob's notice to her is published after he received hers, so her own
+    // would have reached her first.
+    b.send(json!({"type": "typing", "channel_type": 1, "channel_id": "alice"}))
         .await
-        .unwrap()
-        .iter()
-        .all(|f| f["type"] != "typing"));
+        .unwrap();
+    let before = a.until(WAIT, |f| f["type"] == "typing").await.unwrap();
+    assert_eq!(before.last().unwrap()["uid"], "bob");
+    assert!(
+        before
+            .iter()
+            .all(|f| f["type"] != "typing" || f["uid"] != "alice"),
+        "the typist got its own notice: {before:?}"
+    );
     // Nothing of it is in the log or the history.
     let head = stream_head(&s.env).await.unwrap();
     assert_eq!(head, 1, "only the group's creation is in the log");
@@ -687,10 +713,8 @@ async fn silent_client_is_closed_after_the_idle_window() {
     // A client that neither reads nor writes is closed with 4009.
     let mut silent = Ws::connect(&q.url(), &token).await.unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert!(silent
-        .drain(Duration::from_secs(2))
-        .await
-        .unwrap()
-        .is_empty());
-    assert_eq!(silent.closed, Some(4009));
+    assert_eq!(
+        silent.closed_within(Duration::from_secs(2)).await.unwrap(),
+        4009
+    );
 }
