@@ -89,6 +89,25 @@ pub async fn connect(
     Ok((client, task))
 }
 
+/// One connection to `url` whose connection the caller drives (for `LISTEN`: poll it with
+/// `poll_message` to receive notifications).
+///
+/// # Errors
+/// `cannot reach Postgres at …` within [`CONNECT_TIMEOUT`].
+pub async fn connect_listening(
+    url: &str,
+) -> anyhow::Result<(
+    tokio_postgres::Client,
+    tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>,
+)> {
+    let cfg = config(url)?;
+    tokio::time::timeout(CONNECT_TIMEOUT, cfg.connect(tokio_postgres::NoTls))
+        .await
+        .map_err(|_| anyhow::anyhow!("no answer within {} s", CONNECT_TIMEOUT.as_secs()))
+        .and_then(|r| r.map_err(anyhow::Error::from))
+        .with_context(|| format!("cannot reach {}", describe(url)))
+}
+
 /// Whether Postgres answers `SELECT 1` through `pool`.
 pub async fn ping(pool: &Pool) -> bool {
     match pool.get().await {

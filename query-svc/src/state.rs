@@ -17,7 +17,7 @@ use std::sync::Arc;
 pub struct Built {
     /// The HTTP app.
     pub app: poem::endpoint::BoxEndpoint<'static>,
-    /// The hub's and presence's tasks; each ends after `stop`.
+    /// The hub's, the checkpoint watcher's and presence's tasks; each ends after `stop`.
     pub tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -40,6 +40,11 @@ pub async fn build(config: &Config, keys: ApiKeys, stop: &Shutdown) -> anyhow::R
     tenants.extend(config.dev_tenant.clone());
     let tokens = UserTokens::new(config.common.token_secret.as_deref(), tenants)?;
     let checkpoints = Arc::new(Checkpoints::default());
+    let watcher = tokio::spawn(checkpoints.clone().watch(
+        config.common.database_url.clone(),
+        pool.clone(),
+        stop.clone().wait(),
+    ));
     let state = Arc::new(api::AppState {
         pool: pool.clone(),
         nats: nats.clone(),
@@ -87,6 +92,9 @@ pub async fn build(config: &Config, keys: ApiKeys, stop: &Shutdown) -> anyhow::R
         });
     Ok(Built {
         app: app.map_to_response().boxed(),
-        tasks: std::iter::once(hub_task).chain(presence_tasks).collect(),
+        tasks: [hub_task, watcher]
+            .into_iter()
+            .chain(presence_tasks)
+            .collect(),
     })
 }

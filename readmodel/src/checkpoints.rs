@@ -1,7 +1,18 @@
 //! The checkpoints readers wait on (`min_event_seq`), and the serving versions' halts
-//! (readiness).
+//! (readiness). A serving checkpoint's every change is also announced on the Postgres
+//! notification channel [`CHANNEL`] (migration V4), so readers can listen instead of polling.
 
 use deadpool_postgres::Client;
+
+/// The `LISTEN` channel of checkpoint announcements; each payload is
+/// `<projection>:<last_seq>` ([`parse_announcement`]).
+pub const CHANNEL: &str = "parley_checkpoints";
+
+/// `(projection, last_seq)` of an announcement on [`CHANNEL`]; `None` if it is not one.
+pub fn parse_announcement(payload: &str) -> Option<(&str, u64)> {
+    let (name, seq) = payload.rsplit_once(':')?;
+    Some((name, seq.parse().ok()?))
+}
 
 /// Checkpoints of the projections named in `$1` (text[]).
 const SOME: &str =
@@ -62,4 +73,17 @@ pub async fn serving(client: &Client) -> Result<Vec<Serving>, tokio_postgres::Er
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn announcements_parse() {
+        assert_eq!(
+            super::parse_announcement("messages:42"),
+            Some(("messages", 42))
+        );
+        assert_eq!(super::parse_announcement("messages:x"), None);
+        assert_eq!(super::parse_announcement("messages"), None);
+    }
 }

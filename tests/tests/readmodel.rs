@@ -220,3 +220,55 @@ async fn services_wait_for_an_unmigrated_database_and_say_so() {
         .expect("send");
     assert_eq!(status, 200, "{v}");
 }
+
+/// Every serving checkpoint the projector commits is announced on `parley_checkpoints` as
+/// `<projection>:<last_seq>` (what the query service's watcher listens to instead of polling).
+#[tokio::test]
+async fn each_projection_announces_its_checkpoint_when_it_commits() {
+    let env = TestEnv::new().await.expect("env");
+    let (client, mut conn) = tokio_postgres::connect(&env.database_url, tokio_postgres::NoTls)
+        .await
+        .expect("listen connection");
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut messages = futures::stream::poll_fn(move |cx| conn.poll_message(cx));
+        while let Some(Ok(m)) = futures::StreamExt::next(&mut messages).await {
+            if let tokio_postgres::AsyncMessage::Notification(n) = m {
+                let _ = tx.send(n.payload().to_owned());
+            }
+        }
+    });
+    client
+        .batch_execute("LISTEN parley_checkpoints")
+        .await
+        .expect("listen");
+    let cmd = env.command_svc().await.expect("command-svc");
+    let _projector = env.projector().await.expect("projector");
+    let c = Api::new(&cmd.url(), KEY_ACME);
+    let (status, v) = c
+        .post(
+            "/v1/messages",
+            &json!({"channel_id": "bob", "channel_type": 1, "from_uid": "alice",
+                    "payload": b64(b"announced")}),
+        )
+        .await
+        .expect("send");
+    assert_eq!(status, 200, "{v}");
+    let event_seq = v["event_seq"].as_u64().expect("event_seq");
+    let mut reached = std::collections::BTreeSet::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while reached.len() < 3 {
+        let payload = tokio::time::timeout_at(deadline, rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("announcements so far: {reached:?}"))
+            .expect("listener alive");
+        let (name, seq) = payload.rsplit_once(':').expect("projection:seq");
+        if seq.parse::<u64>().expect("seq") >= event_seq {
+            reached.insert(name.to_owned());
+        }
+    }
+    assert_eq!(
+        reached.into_iter().collect::<Vec<_>>(),
+        ["channels", "conversations", "messages"]
+    );
+}
