@@ -16,5 +16,5 @@ import-chitchat: ## send the chitchat corpus through the API and verify it
 fmt:
 	cargo fmt --all
 
-lint:
-	cargo clippy --workspace --all-targets
+lint: ## rustfmt --check, clippy (warnings are errors), unused dependencies (cargo-machete)
+	bash deploy/lint.sh

@@ -6,14 +6,18 @@
 //! subject sequence detects a concurrent writer: the loser folds the new events in and decides
 //! again, so `message_seq` stays gap-free and unique. A failed append of unknown outcome drops
 //! the cached state, so the next command reloads it from the log.
+//!
+//! Channel states live in a bounded `moka` cache (TinyLFU admission, LRU eviction). Evicting a
+//! slot a command still holds is harmless: a second command on that channel then works on a
+//! fresh slot, and the two meet at the append's expected sequence like commands of two
+//! instances (one folds the other's event in and decides again).
 
 use crate::domain::channel::{
     apply, decide, ChannelState, Command, Decision, DomainError, KeyRecord,
 };
 use crate::log::{EventLog, KeyLookup, LogError};
 use events::{ChannelKey, Envelope, Event, TenantId};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// Attempts per command before giving up on a hot channel.
 const MAX_ATTEMPTS: usize = 64;
@@ -61,17 +65,16 @@ pub enum ExecError {
 /// The command executor.
 pub struct Executor {
     log: EventLog,
-    cache: Mutex<HashMap<(TenantId, ChannelKey), Slot>>,
-    cache_capacity: usize,
+    cache: moka::sync::Cache<(TenantId, ChannelKey), Slot>,
 }
 
 impl Executor {
-    /// An executor over `log` caching at most about `cache_capacity` channel states.
+    /// An executor over `log` caching at most `cache_capacity` channel states (at least 16).
     pub fn new(log: EventLog, cache_capacity: usize) -> Self {
+        let capacity = u64::try_from(cache_capacity.max(16)).unwrap_or(u64::MAX);
         Self {
             log,
-            cache: Mutex::new(HashMap::new()),
-            cache_capacity: cache_capacity.max(16),
+            cache: moka::sync::Cache::new(capacity),
         }
     }
 
@@ -81,24 +84,8 @@ impl Executor {
     }
 
     fn slot(&self, tenant: &TenantId, key: &ChannelKey) -> Slot {
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.len() >= self.cache_capacity {
-            // Evict idle entries (no command holds them); a dropped entry is reloaded on use.
-            let target = self.cache_capacity * 9 / 10;
-            let idle: Vec<_> = cache
-                .iter()
-                .filter(|(_, s)| Arc::strong_count(s) == 1)
-                .map(|(k, _)| k.clone())
-                .take(cache.len().saturating_sub(target))
-                .collect();
-            for k in idle {
-                cache.remove(&k);
-            }
-        }
-        cache
-            .entry((tenant.clone(), key.clone()))
-            .or_default()
-            .clone()
+        self.cache
+            .get_with((tenant.clone(), key.clone()), Slot::default)
     }
 
     /// Runs `cmd` on channel `key` of `tenant`.

@@ -13,7 +13,7 @@
 //! - [`log`]: appending and loading channel state (read-model snapshot + log tail).
 //! - [`api`]: REST shapes and handlers (poem-openapi).
 //! - [`socket`]: socket commands (send, read) as a NATS service.
-//! - [`ops`]: `/health`, `/ready`, `/metrics`.
+//! - [`ops`]: what `/ready` checks (the probes are [`platform::probes`]).
 
 pub mod api;
 pub mod commands;
@@ -26,9 +26,12 @@ pub mod socket;
 
 pub use config::Config;
 
-use poem::{get, EndpointExt, Route};
+use poem::{EndpointExt, Route};
 use poem_openapi::OpenApiService;
 use std::time::Duration;
+
+/// How long in-flight requests and socket commands may run after shutdown begins.
+const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
 
 /// The OpenAPI document's description.
 const DESCRIPTION: &str = "Commands of the Parley messaging service: messages, groups, read \
@@ -51,9 +54,16 @@ pub async fn serve(
     acceptor: poem::listener::TcpAcceptor,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    platform::shutdown::Shutdown::scope(shutdown, |stop| run(config, acceptor, stop)).await
+}
+
+async fn run(
+    config: Config,
+    acceptor: poem::listener::TcpAcceptor,
+    stop: platform::shutdown::Shutdown,
+) -> anyhow::Result<()> {
     let _ = platform::telemetry::metrics();
     let keys = platform::auth::ApiKeys::load(&config.common.api_keys)?;
-    let stop = platform::shutdown::Shutdown::new(shutdown);
     // The projector migrates; this service only waits until it has.
     if !readmodel::migrate::wait_until_current(&config.common.database_url, stop.clone().wait())
         .await?
@@ -94,6 +104,10 @@ pub async fn serve(
         api::tokens::TokensApi {
             state: state.clone(),
         },
+        platform::probes::ProbesApi::new(std::sync::Arc::new(ops::CommandProbe {
+            nats: nats.clone(),
+            pool,
+        })),
     );
     let service = OpenApiService::new(apis, "Parley command service", env!("CARGO_PKG_VERSION"))
         .description(DESCRIPTION);
@@ -101,42 +115,33 @@ pub async fn serve(
     let get_only = [poem::http::Method::GET];
     let routes = platform::edge::Routes::from_openapi(&service.spec())
         .add("/openapi.json", &get_only)
-        .add("/docs", &get_only)
-        .add("/health", &get_only)
-        .add("/ready", &get_only)
-        .add("/metrics", &get_only);
+        .add("/docs", &get_only);
     let app = Route::new()
         .nest("/", service)
         .at("/openapi.json", docs.spec_endpoint())
         .nest("/docs", docs.ui_endpoint())
-        .at("/health", get(ops::health))
-        .at("/ready", get(ops::ready))
-        .at("/metrics", get(ops::metrics))
         .data(keys)
         .data(platform::http::BodyRules {
             max_payload_bytes: config.max_payload_bytes,
             timeout: config.common.http.body_timeout,
         })
-        .data(ops::Ops {
-            nats: nats.clone(),
-            pool,
-        })
         .with(platform::edge::Edge::new("command_svc", routes));
     let socket = socket::start(&nats, &subjects).await?;
-    let commands =
-        tokio::spawn(socket.serve(subjects, state.commands.clone(), stop.clone().wait()));
+    let tasks = platform::shutdown::Tasks::new();
+    tasks.spawn(
+        "socket commands",
+        socket.serve(subjects, state.commands.clone(), stop.clone().wait()),
+    );
     let served = platform::server::serve(
         acceptor,
         app,
         config.common.http,
         "command_svc",
         stop.wait(),
-        Duration::from_secs(10),
+        DRAIN_DEADLINE,
     )
     .await;
-    if let Err(e) = commands.await {
-        tracing::error!(error = %e, "socket commands task panicked");
-    }
+    tasks.finish(DRAIN_DEADLINE).await;
     served?;
     Ok(())
 }

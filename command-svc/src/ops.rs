@@ -1,41 +1,42 @@
-//! `/health` (alive), `/ready` (NATS and Postgres reachable), `/metrics` (Prometheus text).
+//! What this service's `/ready` checks: NATS connected and Postgres answering. The probes
+//! themselves (`/health`, `/ready`, `/metrics`) are the shared [`platform::probes::ProbesApi`].
 
-use poem::http::StatusCode;
-use poem::web::{Data, Json};
-use poem::{handler, IntoResponse, Response};
+use poem_openapi::Object;
 
-/// What readiness checks.
+/// What `/ready` checks.
 #[derive(Clone)]
-pub struct Ops {
+pub struct CommandProbe {
     /// NATS client.
     pub nats: async_nats::Client,
     /// Postgres pool.
     pub pool: deadpool_postgres::Pool,
 }
 
-#[handler]
-/// `GET /health`: 200 while the process runs.
-pub fn health() -> Json<serde_json::Value> {
-    Json(serde_json::json!({"status": "ok"}))
+/// `/ready`'s body.
+#[derive(Debug, Object)]
+pub struct Readiness {
+    /// Whether both dependencies are up.
+    pub ready: bool,
+    /// Whether the NATS connection is up.
+    pub nats: bool,
+    /// Whether Postgres answers.
+    pub postgres: bool,
 }
 
-#[handler]
-/// `GET /ready`: 200 when NATS and Postgres answer, else 503.
-pub async fn ready(ops: Data<&Ops>) -> Response {
-    let nats = platform::log::connected(&ops.nats);
-    let postgres = platform::db::ping(&ops.pool).await;
-    let status = if nats && postgres {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    Json(serde_json::json!({"ready": nats && postgres, "nats": nats, "postgres": postgres}))
-        .with_status(status)
-        .into_response()
-}
+impl platform::probes::Probe for CommandProbe {
+    type Report = Readiness;
 
-#[handler]
-/// `GET /metrics`: Prometheus text format.
-pub fn metrics() -> String {
-    platform::telemetry::metrics().render()
+    async fn readiness(&self) -> (bool, Readiness) {
+        let nats = platform::log::connected(&self.nats);
+        let postgres = platform::db::ping(&self.pool).await;
+        let ready = nats && postgres;
+        (
+            ready,
+            Readiness {
+                ready,
+                nats,
+                postgres,
+            },
+        )
+    }
 }

@@ -68,7 +68,7 @@ struct WireIn<'a> {
 #[derive(Serialize)]
 struct MessageSentV2Out<'a> {
     channel: &'a crate::ids::ChannelKey,
-    message_id: &'a str,
+    message_id: &'a uuid::Uuid,
     message_seq: u64,
     from_uid: &'a crate::ids::Uid,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -82,7 +82,7 @@ pub struct MessageSentV2 {
     /// The channel.
     pub channel: crate::ids::ChannelKey,
     /// Message id (UUID v7 text).
-    pub message_id: String,
+    pub message_id: uuid::Uuid,
     /// Per-channel sequence.
     pub message_seq: u64,
     /// Sender.
@@ -111,8 +111,12 @@ pub fn upcast_message_sent_v2(data: MessageSentV2, at: i64) -> MessageSent {
 /// Encodes an envelope as one log record (JSON bytes), in each type's current version. For
 /// `message_sent` the envelope's `at` is written as the message's `timestamp` (v2 keeps one
 /// time), so the command service sets both to the same reading.
-pub fn encode(env: &Envelope) -> Vec<u8> {
-    fn out<T: Serialize>(env: &Envelope, data: &T) -> Vec<u8> {
+///
+/// # Errors
+/// Serialization failures (none are known for these types, which have only string keys and
+/// plain fields; the error is surfaced rather than an empty record written).
+pub fn encode(env: &Envelope) -> Result<Vec<u8>, serde_json::Error> {
+    fn out<T: Serialize>(env: &Envelope, data: &T) -> Result<Vec<u8>, serde_json::Error> {
         let wire = WireOut {
             event_type: env.event.event_type(),
             v: env.event.event_version(),
@@ -120,8 +124,7 @@ pub fn encode(env: &Envelope) -> Vec<u8> {
             at: env.occurred_at,
             data,
         };
-        // Serializing these plain structs cannot fail (no maps with non-string keys).
-        serde_json::to_vec(&wire).unwrap_or_default()
+        serde_json::to_vec(&wire)
     }
     match &env.event {
         Event::MessageSent(e) => {
@@ -139,7 +142,7 @@ pub fn encode(env: &Envelope) -> Vec<u8> {
                     payload: &e.payload,
                 },
             };
-            serde_json::to_vec(&wire).unwrap_or_default()
+            serde_json::to_vec(&wire)
         }
         Event::GroupCreated(e) => out(env, e),
         Event::MembersAdded(e) => out(env, e),

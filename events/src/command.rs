@@ -29,8 +29,8 @@ pub struct SendMessage {
 /// [`SendMessage`]'s answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessageAccepted {
-    /// Time-ordered unique id (UUIDv7 text).
-    pub message_id: String,
+    /// Time-ordered unique id (UUIDv7; hyphenated text on the wire).
+    pub message_id: uuid::Uuid,
     /// Position in the channel, from 1.
     pub message_seq: u64,
     /// The idempotency key, if given.

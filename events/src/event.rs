@@ -76,8 +76,9 @@ impl Event {
 pub struct MessageSent {
     /// The channel; for a personal channel the sorted pair of users.
     pub channel: ChannelKey,
-    /// Time-ordered unique id (UUIDv7, hyphenated).
-    pub message_id: String,
+    /// Time-ordered unique id (UUIDv7; hyphenated lowercase text in the log). An event whose
+    /// id is not a UUID does not decode, so every projection parks it the same way.
+    pub message_id: uuid::Uuid,
     /// Position in the channel: starts at 1, gap-free, strictly increasing.
     pub message_seq: u64,
     /// The sender.

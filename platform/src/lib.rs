@@ -21,7 +21,9 @@
 //! - [`log`]: NATS connection and the event stream's definition.
 //! - [`db`]: the Postgres pool.
 //! - [`retry`]: the retry policies (backon) of every loop that waits for a dependency.
-//! - [`shutdown`]: SIGINT/SIGTERM as a future.
+//! - [`probes`]: `/health`, `/ready`, `/metrics`, one OpenAPI-documented API every binary
+//!   serves with its own readiness check.
+//! - [`shutdown`]: SIGINT/SIGTERM, the shared cancellation token, the task tracker.
 
 pub mod auth;
 pub mod config;
@@ -32,6 +34,7 @@ pub mod http;
 pub mod log;
 pub mod openapi;
 pub mod params;
+pub mod probes;
 pub mod retry;
 pub mod server;
 pub mod shutdown;

@@ -8,6 +8,7 @@
 
 use crate::core::Projection;
 use deadpool_postgres::GenericClient;
+use readmodel::sql::{opt_seq, seq, Seq};
 pub use readmodel::tables::{deferred_indexes, tables};
 
 /// The schema of version `version` of `p`.
@@ -80,19 +81,27 @@ pub struct Version {
 const COLUMNS: &str = "projection, version, schema_name, state, last_seq, target_seq, parked_seq, \
      apply_rate, indexed, extract(epoch from now() - updated_at)::float8";
 
-fn from_row(row: &tokio_postgres::Row) -> Option<Version> {
-    Some(Version {
-        projection: Projection::from_name(row.get(0))?,
-        version: row.get(1),
-        schema: row.get(2),
-        state: State::parse(row.get(3))?,
-        last_seq: row.get::<_, i64>(4) as u64,
-        target_seq: row.get::<_, Option<i64>>(5).map(|s| s as u64),
-        parked_seq: row.get::<_, Option<i64>>(6).map(|s| s as u64),
-        apply_rate: row.get(7),
-        indexed: row.get(8),
-        idle_secs: row.get(9),
-    })
+/// The version in `row` (of [`COLUMNS`]); `None` for a projection or state this build does not
+/// know (a row a newer projector wrote), which it leaves alone.
+fn from_row(row: &tokio_postgres::Row) -> Result<Option<Version>, tokio_postgres::Error> {
+    let (Some(projection), Some(state)) = (
+        Projection::from_name(row.try_get(0)?),
+        State::parse(row.try_get(3)?),
+    ) else {
+        return Ok(None);
+    };
+    Ok(Some(Version {
+        projection,
+        version: row.try_get(1)?,
+        schema: row.try_get(2)?,
+        state,
+        last_seq: seq(row, 4)?,
+        target_seq: opt_seq(row, 5)?,
+        parked_seq: opt_seq(row, 6)?,
+        apply_rate: row.try_get(7)?,
+        indexed: row.try_get(8)?,
+        idle_secs: row.try_get(9)?,
+    }))
 }
 
 /// Every version, by projection then version.
@@ -108,7 +117,9 @@ pub async fn all<C: GenericClient>(client: &C) -> Result<Vec<Version>, tokio_pos
             &[],
         )
         .await?;
-    Ok(rows.iter().filter_map(from_row).collect())
+    rows.iter()
+        .filter_map(|r| from_row(r).transpose())
+        .collect()
 }
 
 /// The version of `p` in `state` (the newest one, for states that can repeat).
@@ -129,7 +140,7 @@ pub async fn find<C: GenericClient>(
             &[&p.name(), &state.as_str()],
         )
         .await?;
-    Ok(row.as_ref().and_then(from_row))
+    Ok(row.as_ref().map(from_row).transpose()?.flatten())
 }
 
 /// Re-reads one version.
@@ -150,7 +161,7 @@ pub async fn get<C: GenericClient>(
             &[&p.name(), &version],
         )
         .await?;
-    Ok(row.as_ref().and_then(from_row))
+    Ok(row.as_ref().map(from_row).transpose()?.flatten())
 }
 
 /// Creates the next version of `p` in `state` (building or replay) with empty tables (deferred
@@ -179,7 +190,7 @@ pub async fn create(
             &[&p.name()],
         )
         .await?
-        .get(0);
+        .try_get(0)?;
     let schema = schema_name(p, version);
     tx.execute(
         "INSERT INTO public.projection_versions \
@@ -190,7 +201,7 @@ pub async fn create(
             &version,
             &schema,
             &state.as_str(),
-            &target_seq.map(|s| s as i64),
+            &target_seq.map(Seq),
         ],
     )
     .await?;

@@ -62,10 +62,17 @@ pub async fn serve(
     acceptor: poem::listener::TcpAcceptor,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    Shutdown::scope(shutdown, |stop| run(config, acceptor, stop)).await
+}
+
+async fn run(
+    config: Config,
+    acceptor: poem::listener::TcpAcceptor,
+    stop: Shutdown,
+) -> anyhow::Result<()> {
     // Install the Prometheus recorder before the first request is counted.
     let _ = platform::telemetry::metrics();
     let keys = ApiKeys::load(&config.common.api_keys)?;
-    let stop = Shutdown::new(shutdown);
     // The projector migrates; this service only waits until it has.
     if !readmodel::migrate::wait_until_current(&config.common.database_url, stop.clone().wait())
         .await?
@@ -83,11 +90,7 @@ pub async fn serve(
     )
     .await
     .context("serving HTTP");
-    for task in built.tasks {
-        if let Err(e) = task.await {
-            tracing::error!(error = %e, "realtime task panicked");
-        }
-    }
+    built.tasks.finish(DRAIN_DEADLINE).await;
     served?;
     tracing::info!("query service stopped");
     Ok(())

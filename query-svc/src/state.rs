@@ -8,7 +8,7 @@ use crate::{api, realtime, Config, MAX_ACK_INFLIGHT};
 use anyhow::Context as _;
 use events::subject::Subjects;
 use platform::auth::ApiKeys;
-use platform::shutdown::Shutdown;
+use platform::shutdown::{Shutdown, Tasks};
 use platform::token::UserTokens;
 use poem::EndpointExt as _;
 use std::sync::Arc;
@@ -17,8 +17,9 @@ use std::sync::Arc;
 pub struct Built {
     /// The HTTP app.
     pub app: poem::endpoint::BoxEndpoint<'static>,
-    /// The hub's, the checkpoint watcher's and presence's tasks; each ends after `stop`.
-    pub tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// The hub's, the checkpoint watcher's, presence's, the typing sweep's and every SSE
+    /// session's tasks; each ends after `stop`.
+    pub tasks: Tasks,
 }
 
 /// Builds the service for `config`; its tasks run until `stop`.
@@ -39,12 +40,16 @@ pub async fn build(config: &Config, keys: ApiKeys, stop: &Shutdown) -> anyhow::R
     let mut tenants: Vec<events::TenantId> = keys.tenants().collect();
     tenants.extend(config.dev_tenant.clone());
     let tokens = UserTokens::new(config.common.token_secret.as_deref(), tenants)?;
+    let tasks = Tasks::new();
     let checkpoints = Arc::new(Checkpoints::default());
-    let watcher = tokio::spawn(checkpoints.clone().watch(
-        config.common.database_url.clone(),
-        pool.clone(),
-        stop.clone().wait(),
-    ));
+    tasks.spawn(
+        "checkpoint watcher",
+        checkpoints.clone().watch(
+            config.common.database_url.clone(),
+            pool.clone(),
+            stop.clone().wait(),
+        ),
+    );
     let state = Arc::new(api::AppState {
         pool: pool.clone(),
         nats: nats.clone(),
@@ -55,7 +60,7 @@ pub async fn build(config: &Config, keys: ApiKeys, stop: &Shutdown) -> anyhow::R
         ready_max_lag: config.ready_max_lag,
     });
     let subjects = Subjects::new(config.common.subject_root.clone());
-    let (hub, hub_task) = realtime::hub::Hub::start(
+    let hub = realtime::hub::Hub::start(
         realtime::hub::HubSource {
             jetstream: jetstream.clone(),
             nats: nats.clone(),
@@ -64,16 +69,20 @@ pub async fn build(config: &Config, keys: ApiKeys, stop: &Shutdown) -> anyhow::R
             pool: pool.clone(),
         },
         config.ws.queue,
+        &tasks,
         stop.clone().wait(),
     );
-    let (presence, presence_tasks) = realtime::presence::Presence::start(
+    let presence = realtime::presence::Presence::start(
         &jetstream,
         subjects.presence_bucket(),
         hub.clone(),
+        &tasks,
         stop.clone(),
     )
     .await
     .context("opening the presence bucket")?;
+    let typing = Arc::new(realtime::typing::TypingLimiter::default());
+    tasks.spawn("typing sweep", sweep_typing(typing.clone(), stop.clone()));
     let rt = Arc::new(realtime::Realtime {
         catch_up: Arc::new(realtime::catchup::PgCatchUp { pool, checkpoints }),
         hub,
@@ -83,7 +92,8 @@ pub async fn build(config: &Config, keys: ApiKeys, stop: &Shutdown) -> anyhow::R
         tokens,
         config: config.ws.clone(),
         stop: stop.clone(),
-        typing: realtime::TypingLimiter::default(),
+        typing: typing.clone(),
+        tasks: tasks.clone(),
     });
     let app =
         api::app(state, keys, rt, config.dev_tenant.clone()).data(platform::http::BodyRules {
@@ -92,9 +102,19 @@ pub async fn build(config: &Config, keys: ApiKeys, stop: &Shutdown) -> anyhow::R
         });
     Ok(Built {
         app: app.map_to_response().boxed(),
-        tasks: [hub_task, watcher]
-            .into_iter()
-            .chain(presence_tasks)
-            .collect(),
+        tasks,
     })
+}
+
+/// Drops idle users' typing limits every [`realtime::typing::SWEEP_EVERY`] until `stop`.
+async fn sweep_typing(typing: Arc<realtime::typing::TypingLimiter>, stop: Shutdown) {
+    let mut every = tokio::time::interval(realtime::typing::SWEEP_EVERY);
+    let stop = stop.wait();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            () = &mut stop => return,
+            _ = every.tick() => typing.sweep(),
+        }
+    }
 }

@@ -34,10 +34,6 @@ pub struct Serving {
     pub halted_at: Option<u64>,
 }
 
-fn seq(v: i64) -> u64 {
-    u64::try_from(v).unwrap_or(0)
-}
-
 /// `(projection, last_seq)` of those of `names` that have a row; a missing row means 0.
 ///
 /// # Errors
@@ -51,7 +47,7 @@ pub async fn of(
         .query(&stmt, &[&names])
         .await?
         .iter()
-        .map(|r| Ok((r.try_get("projection")?, seq(r.try_get("last_seq")?))))
+        .map(|r| Ok((r.try_get("projection")?, crate::sql::seq(&r, "last_seq")?)))
         .collect()
 }
 
@@ -68,8 +64,8 @@ pub async fn serving(client: &Client) -> Result<Vec<Serving>, tokio_postgres::Er
         .map(|r| {
             Ok(Serving {
                 name: r.try_get("projection")?,
-                last_seq: seq(r.try_get("last_seq")?),
-                halted_at: r.try_get::<_, Option<i64>>("parked_seq")?.map(seq),
+                last_seq: crate::sql::seq(&r, "last_seq")?,
+                halted_at: crate::sql::opt_seq(&r, "parked_seq")?,
             })
         })
         .collect()

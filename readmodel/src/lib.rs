@@ -12,12 +12,14 @@
 //! - [`projection`]: the projections and their names.
 //! - [`tables`]: the DDL of a projection version's tables and the row form of a channel key.
 //! - [`snapshot`]: the command service's reads: a channel's snapshot and an idempotency key.
+//! - [`sql`]: column types: [`sql::Seq`], a log position as `int8`, range-checked both ways.
 //! - [`checkpoints`]: the serving versions' checkpoints and halts, which readers wait on.
 
 pub mod checkpoints;
 pub mod migrate;
 pub mod projection;
 pub mod snapshot;
+pub mod sql;
 pub mod tables;
 
 pub use projection::Projection;

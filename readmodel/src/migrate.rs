@@ -51,7 +51,7 @@ pub async fn applied(database_url: &str) -> anyhow::Result<u32> {
             &[],
         )
         .await?
-        .get(0);
+        .try_get(0)?;
     let version = if exists {
         client
             .query_one(
@@ -59,13 +59,13 @@ pub async fn applied(database_url: &str) -> anyhow::Result<u32> {
                 &[],
             )
             .await?
-            .get::<_, i32>(0)
+            .try_get::<_, i32>(0)?
     } else {
         0
     };
     drop(client);
     let _ = conn.await;
-    Ok(u32::try_from(version).unwrap_or(0))
+    u32::try_from(version).map_err(|_| anyhow::anyhow!("migration version {version} is negative"))
 }
 
 /// Waits until the database at `database_url` has every migration this build knows, saying

@@ -17,7 +17,7 @@ const CHANNEL: &str = "SELECT disbanded, last_msg_seq, last_event_seq, \
      FROM channels c WHERE tenant = $1 AND channel_type = $2 AND channel_key = $3";
 
 /// A key's record read in one snapshot with the channel's `last_msg_seq`.
-const KEY: &str = "SELECT c.last_msg_seq, k.message_id::text, k.message_seq, k.payload_sha256, \
+const KEY: &str = "SELECT c.last_msg_seq, k.message_id, k.message_seq, k.payload_sha256, \
        k.sent_at, k.event_seq \
      FROM channels c LEFT JOIN message_keys k ON k.tenant = c.tenant \
        AND k.channel_type = c.channel_type AND k.channel_key = c.channel_key \
@@ -43,8 +43,8 @@ pub struct ChannelSnapshot {
 /// An idempotency key's original message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyRow {
-    /// The message's id (UUID text).
-    pub message_id: String,
+    /// The message's id.
+    pub message_id: uuid::Uuid,
     /// Its seq.
     pub message_seq: u64,
     /// SHA-256 of its payload's base64 text.
@@ -63,10 +63,6 @@ pub struct KeyLookup {
     pub covered_msg_seq: u64,
     /// The key's original message, if the key was used.
     pub row: Option<KeyRow>,
-}
-
-fn seq(v: i64) -> u64 {
-    u64::try_from(v).unwrap_or_default()
 }
 
 /// The snapshot of `key` in `tenant` (its events live on `subject`), if the projection has
@@ -90,8 +86,8 @@ pub async fn channel(
     };
     Ok(Some(ChannelSnapshot {
         disbanded: r.try_get(0)?,
-        last_msg_seq: seq(r.try_get(1)?),
-        last_event_seq: seq(r.try_get(2)?),
+        last_msg_seq: crate::sql::seq(&r, 1)?,
+        last_event_seq: crate::sql::seq(&r, 2)?,
         members: r.try_get(3)?,
         parked: r.try_get(4)?,
     }))
@@ -120,18 +116,18 @@ pub async fn key(
     else {
         return Ok(None);
     };
-    let row = match r.try_get::<_, Option<String>>(1)? {
+    let row = match r.try_get::<_, Option<uuid::Uuid>>(1)? {
         None => None,
         Some(message_id) => Some(KeyRow {
             message_id,
-            message_seq: seq(r.try_get(2)?),
+            message_seq: crate::sql::seq(&r, 2)?,
             payload_sha256: r.try_get(3)?,
             sent_at: r.try_get(4)?,
-            event_seq: seq(r.try_get(5)?),
+            event_seq: crate::sql::seq(&r, 5)?,
         }),
     };
     Ok(Some(KeyLookup {
-        covered_msg_seq: seq(r.try_get(0)?),
+        covered_msg_seq: crate::sql::seq(&r, 0)?,
         row,
     }))
 }

@@ -253,7 +253,7 @@ async fn records_with_arbitrary_text_already_in_the_log_are_all_applied() {
                 channel.clone(),
                 Event::MessageSent(MessageSent {
                     channel: channel.clone(),
-                    message_id: uuid::Uuid::now_v7().to_string(),
+                    message_id: uuid::Uuid::now_v7(),
                     message_seq: 1,
                     from_uid: alice.clone(),
                     client_msg_no: Some(no.clone()),
@@ -268,11 +268,14 @@ async fn records_with_arbitrary_text_already_in_the_log_are_all_applied() {
                 occurred_at: 1_700_000_000_000,
                 event,
             };
-            js.publish(subjects.channel(&tenant, &key), events::encode(&env).into())
-                .await
-                .expect("publish")
-                .await
-                .expect("ack");
+            js.publish(
+                subjects.channel(&tenant, &key),
+                events::encode(&env).unwrap().into(),
+            )
+            .await
+            .expect("publish")
+            .await
+            .expect("ack");
         }
         cases.push((group, name, peer, no));
     }

@@ -100,7 +100,7 @@ impl From<SendMessageRequest> for SendMessage {
 impl From<MessageAccepted> for SendMessageResult {
     fn from(m: MessageAccepted) -> Self {
         SendMessageResult {
-            message_id: m.message_id,
+            message_id: m.message_id.to_string(),
             message_seq: m.message_seq,
             client_msg_no: m.client_msg_no,
             timestamp: m.timestamp,

@@ -122,7 +122,7 @@ impl CommandError {
             CommandError::Unavailable(e) => {
                 tracing::warn!(error = %platform::error::chain(&e), "command not carried out");
                 let (code, message) = match e {
-                    ExecError::Log(LogError::Log(_)) => (
+                    ExecError::Log(LogError::Log { .. }) => (
                         "LOG_UNAVAILABLE",
                         "the event log is unavailable; retry (with client_msg_no to stay \
                          idempotent)",

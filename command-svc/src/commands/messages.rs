@@ -85,7 +85,7 @@ impl PreparedSend {
                 client_msg_no: c.client_msg_no,
                 payload: c.payload,
                 payload_sha256,
-                message_id: uuid::Uuid::now_v7().to_string(),
+                message_id: uuid::Uuid::now_v7(),
                 timestamp: platform::now_ms(),
             },
         })
@@ -220,7 +220,11 @@ mod tests {
                 ..
             } => {
                 assert_eq!(payload_sha256, events::payload_digest("aGk="));
-                assert!(uuid::Uuid::parse_str(message_id).is_ok());
+                assert_eq!(
+                    message_id.get_version(),
+                    Some(uuid::Version::SortRand),
+                    "a UUIDv7"
+                );
             }
             other => panic!("not a send: {other:?}"),
         }

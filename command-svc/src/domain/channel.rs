@@ -11,7 +11,7 @@ use std::collections::{BTreeSet, HashMap};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyRecord {
     /// The original message id.
-    pub message_id: String,
+    pub message_id: uuid::Uuid,
     /// Its seq.
     pub message_seq: u64,
     /// SHA-256 of the original payload's base64 text.
@@ -64,7 +64,7 @@ pub enum Command {
         /// SHA-256 of `payload`.
         payload_sha256: Vec<u8>,
         /// New UUIDv7.
-        message_id: String,
+        message_id: uuid::Uuid,
         /// Now, ms.
         timestamp: i64,
     },
@@ -284,7 +284,7 @@ pub fn apply(mut state: ChannelState, event: &Event, event_seq: u64) -> ChannelS
                 state.keys.insert(
                     (m.from_uid.to_string(), no.clone()),
                     KeyRecord {
-                        message_id: m.message_id.clone(),
+                        message_id: m.message_id,
                         message_seq: m.message_seq,
                         payload_sha256: events::payload_digest(&m.payload),
                         timestamp: m.timestamp,
@@ -338,7 +338,7 @@ mod tests {
             client_msg_no: no.map(str::to_owned),
             payload: payload.to_owned(),
             payload_sha256: events::payload_digest(payload),
-            message_id: uuid::Uuid::now_v7().to_string(),
+            message_id: uuid::Uuid::now_v7(),
             timestamp: 1,
         }
     }
@@ -486,10 +486,9 @@ mod tests {
         };
         let state = given(&first);
         match decide(&state, &key, send("a", Some("k"), "aGk=")) {
-            Ok(Decision::Duplicate(r)) => assert_eq!(
-                (r.message_id.as_str(), r.message_seq),
-                (m.message_id.as_str(), 1)
-            ),
+            Ok(Decision::Duplicate(r)) => {
+                assert_eq!((r.message_id, r.message_seq), (m.message_id, 1))
+            }
             other => panic!("{other:?}"),
         }
         assert_eq!(

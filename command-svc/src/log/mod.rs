@@ -22,8 +22,17 @@ pub enum LogError {
     #[error("wrong last subject sequence")]
     Conflict,
     /// JetStream is unreachable, timed out, or refused the write; the outcome is unknown.
-    #[error("event log unavailable: {0}")]
-    Log(String),
+    #[error("event log unavailable while {op}")]
+    Log {
+        /// What was being done (`appending`, `reading the channel's tail`, …).
+        op: &'static str,
+        /// JetStream's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The event could not be encoded (nothing was appended).
+    #[error("the event could not be encoded")]
+    Encode(#[source] serde_json::Error),
     /// Postgres (the snapshot) is unreachable or failed the read.
     #[error("snapshot store unavailable")]
     Snapshot(#[from] readmodel::Error),
@@ -38,6 +47,18 @@ pub enum LogError {
         /// Decoder error.
         reason: String,
     },
+}
+
+impl LogError {
+    /// A [`LogError::Log`] of `op` (for `map_err`).
+    fn log<E: Into<Box<dyn std::error::Error + Send + Sync>>>(
+        op: &'static str,
+    ) -> impl FnOnce(E) -> Self {
+        move |e| Self::Log {
+            op,
+            source: e.into(),
+        }
+    }
 }
 
 /// What [`EventLog::lookup_key`] found.
@@ -108,8 +129,8 @@ impl EventLog {
         env: &Envelope,
         expected: Option<u64>,
     ) -> Result<u64, LogError> {
-        let mut publish =
-            jetstream::message::PublishMessage::build().payload(events::encode(env).into());
+        let mut publish = jetstream::message::PublishMessage::build()
+            .payload(events::encode(env).map_err(LogError::Encode)?.into());
         if let Some(n) = expected {
             publish = publish.expected_last_subject_sequence(n);
         }
@@ -118,11 +139,11 @@ impl EventLog {
             .js
             .send_publish(subject, publish)
             .await
-            .map_err(|e| LogError::Log(e.to_string()))?;
+            .map_err(LogError::log("appending"))?;
         let result = match ack.await {
             Ok(ack) => Ok(ack.sequence),
             Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => Err(LogError::Conflict),
-            Err(e) => Err(LogError::Log(e.to_string())),
+            Err(e) => Err(LogError::log("awaiting the append's acknowledgement")(e)),
         };
         metrics::histogram!("command_svc_append_duration_seconds")
             .record(started.elapsed().as_secs_f64());
@@ -193,7 +214,7 @@ impl EventLog {
         let head = match stream.get_last_raw_message_by_subject(&subject).await {
             Ok(m) => m.sequence,
             Err(e) if e.kind() == jetstream::stream::LastRawMessageErrorKind::NoMessageFound => 0,
-            Err(e) => return Err(LogError::Log(e.to_string())),
+            Err(e) => return Err(LogError::log("reading the channel's last event")(e)),
         };
         if head <= state.last_event_seq {
             return Ok(());
@@ -210,7 +231,7 @@ impl EventLog {
                 .next_by_subject(subject.clone())
                 .send()
                 .await
-                .map_err(|e| LogError::Log(e.to_string()))?;
+                .map_err(LogError::log("reading the channel's tail"))?;
             fold(state, msg.sequence, &msg.payload)?;
         }
         if state.last_event_seq >= head {
@@ -225,23 +246,27 @@ impl EventLog {
                 ..Default::default()
             })
             .await
-            .map_err(|e| LogError::Log(e.to_string()))?;
+            .map_err(LogError::log("creating the tail's consumer"))?;
         let mut messages = consumer
             .messages()
             .await
-            .map_err(|e| LogError::Log(e.to_string()))?;
+            .map_err(LogError::log("reading the channel's tail"))?;
         while state.last_event_seq < head {
             let next = tokio::time::timeout(Duration::from_secs(5), messages.next())
                 .await
-                .map_err(|_| LogError::Log("timed out reading the channel's tail".into()))?;
+                .map_err(LogError::log("reading the channel's tail"))?;
             let msg = match next {
                 Some(Ok(m)) => m,
-                Some(Err(e)) => return Err(LogError::Log(e.to_string())),
-                None => return Err(LogError::Log("tail ended early".into())),
+                Some(Err(e)) => return Err(LogError::log("reading the channel's tail")(e)),
+                None => {
+                    return Err(LogError::log("reading the channel's tail")(
+                        "the tail ended early",
+                    ))
+                }
             };
             let seq = msg
                 .info()
-                .map_err(|e| LogError::Log(e.to_string()))?
+                .map_err(LogError::log("reading a tail message's metadata"))?
                 .stream_sequence;
             fold(state, seq, &msg.payload)?;
         }

@@ -135,9 +135,7 @@ impl Run {
     fn push(&mut self, r: &Record, m: &MessageSent) {
         let tenant = r.envelope.tenant.to_string();
         let (channel_type, channel_key) = channel_columns(&m.channel);
-        let Ok(message_id) = uuid::Uuid::parse_str(&m.message_id) else {
-            return;
-        };
+        let message_id = m.message_id;
         if let Some(no) = &m.client_msg_no {
             self.keys.push(KeyRow {
                 tenant: tenant.clone(),

@@ -48,16 +48,7 @@ pub fn plan(batch: &[Record]) -> (Vec<MessageRow>, Vec<Rejected>) {
             continue;
         };
         let (channel_type, channel_key) = channel_columns(&m.channel);
-        let message_id = match uuid::Uuid::parse_str(&m.message_id) {
-            Ok(id) => id,
-            Err(e) => {
-                rejected.push(Rejected {
-                    seq: r.seq,
-                    reason: format!("message_id: {e}"),
-                });
-                continue;
-            }
-        };
+        let message_id = m.message_id;
         let payload = match STANDARD.decode(&m.payload) {
             Ok(p) => p,
             Err(e) => {

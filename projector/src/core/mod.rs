@@ -55,7 +55,7 @@ pub(crate) mod tests_support {
             seq,
             Event::MessageSent(MessageSent {
                 channel,
-                message_id: uuid::Uuid::now_v7().to_string(),
+                message_id: uuid::Uuid::now_v7(),
                 message_seq,
                 from_uid: uid(from),
                 client_msg_no: key.map(str::to_owned),

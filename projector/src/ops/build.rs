@@ -41,10 +41,15 @@ pub async fn run_to(
                 failures += 1;
                 anyhow::ensure!(
                     failures < limit,
-                    "giving up after {failures} failed attempts: {e}"
+                    "giving up after {failures} failed attempts: {e:#}"
                 );
                 let wait = delays.next_delay();
-                tracing::warn!(error = %e, attempt = failures, backoff_ms = wait.as_millis() as u64, "re-reading the checkpoints and reading again");
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    attempt = failures,
+                    backoff_ms = wait.as_millis() as u64,
+                    "re-reading the checkpoints and reading again"
+                );
                 tokio::time::sleep(wait).await;
                 if let Err(e) = reload(ops, appliers).await {
                     tracing::warn!(error = %e, "re-reading the checkpoints failed");
@@ -176,15 +181,22 @@ async fn read_to(
                     )))
                 }
                 Ok(_) => {}
-                Err(BatchError::Fenced(what, state)) => {
+                Err(BatchError::Fenced {
+                    version: what,
+                    state,
+                }) => {
                     return Err(Fatal(anyhow::anyhow!(
                         "{what} is no longer {state}: discarded or switched meanwhile"
                     )))
                 }
                 Err(e @ (BatchError::Stale { .. } | BatchError::Transient(_))) => {
-                    retry = Some(anyhow::anyhow!("{} v{version}: {e}", p.name()));
+                    retry = Some(anyhow::Error::new(e).context(format!("{} v{version}", p.name())));
                 }
-                Err(e) => return Err(Fatal(anyhow::anyhow!("{} v{version}: {e}", p.name()))),
+                Err(e) => {
+                    return Err(Fatal(
+                        anyhow::Error::new(e).context(format!("{} v{version}", p.name())),
+                    ))
+                }
             }
         }
         if let Some(e) = retry {

@@ -25,8 +25,8 @@ pub async fn collect(
         )
         .await?
         .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect::<Result<_, tokio_postgres::Error>>()?;
     let mut dropped = Vec::new();
     for (name, version) in due {
         let Some(p) = crate::Projection::from_name(&name) else {

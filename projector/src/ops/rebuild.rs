@@ -184,9 +184,9 @@ async fn lock_serving(
     for &p in projections {
         let row = rows
             .iter()
-            .find(|r| r.get::<_, &str>(0) == p.name())
+            .find(|r| r.try_get::<_, &str>(0).is_ok_and(|n| n == p.name()))
             .ok_or_else(|| anyhow::anyhow!("{} has no serving version", p.name()))?;
-        out.push((p, row.get::<_, i64>(1) as u64, row.get(2)));
+        out.push((p, readmodel::sql::seq(row, 1)?, row.try_get(2)?));
     }
     Ok(out)
 }
@@ -367,7 +367,7 @@ async fn switch(ops: &Context, appliers: &mut [Applier]) -> anyhow::Result<Vec<i
                     &[&a.v.projection.name()],
                 )
                 .await?
-                .get(0);
+                .try_get(0)?;
             let n = tx
                 .execute(
                     "UPDATE public.projection_versions SET state = 'serving', switched_at = now() \

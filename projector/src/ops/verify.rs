@@ -78,7 +78,7 @@ async fn sums<C: GenericClient>(
             &[],
         )
         .await?;
-    Ok((row.get(0), row.get(1)))
+    Ok((row.try_get(0)?, row.try_get(1)?))
 }
 
 async fn only_in<C: GenericClient>(
@@ -96,7 +96,7 @@ async fn only_in<C: GenericClient>(
             &[],
         )
         .await?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
+    rows.iter().map(|r| r.try_get(0)).collect()
 }
 
 /// Compares every table of `p` in schemas `serving` and `rebuilt`, inside whatever snapshot

@@ -116,7 +116,7 @@ impl Applier {
             };
             match batch::commit(pool, &self.v, batch, opts).await {
                 Ok(c) => {
-                    self.rate.add(c.applied as u64);
+                    self.rate.add(u64::try_from(c.applied).unwrap_or(u64::MAX));
                     self.v.last_seq = c.checkpoint;
                     self.v.parked_seq = c.halted;
                     return Ok(c);
@@ -146,8 +146,8 @@ impl Applier {
             return Ok(true);
         };
         let mut client = pool.get().await?;
-        match dlq::state_of(&client, &self.v, seq).await?.as_deref() {
-            Some("skipped") | Some("resolved") | None => {
+        match dlq::state_of(&client, &self.v, seq).await? {
+            Some(dlq::ParkedState::Skipped | dlq::ParkedState::Resolved) | None => {
                 if dlq::pass(&mut client, &self.v, seq).await? {
                     tracing::warn!(
                         projection = self.v.projection.name(),
@@ -159,13 +159,13 @@ impl Applier {
                     self.v.parked_seq = None;
                     Ok(true)
                 } else {
-                    Err(BatchError::Fenced(
-                        format!("{} v{}", self.v.projection.name(), self.v.version),
-                        self.v.state.as_str(),
-                    ))
+                    Err(BatchError::Fenced {
+                        version: format!("{} v{}", self.v.projection.name(), self.v.version),
+                        state: self.v.state.as_str(),
+                    })
                 }
             }
-            Some("retry") => {
+            Some(dlq::ParkedState::Retry) => {
                 drop(client);
                 let batch = {
                     let client = pool.get().await?;
@@ -203,7 +203,7 @@ impl Applier {
                     Err(e) => Err(e),
                 }
             }
-            Some(_) => Ok(false),
+            Some(dlq::ParkedState::Parked) => Ok(false),
         }
     }
 

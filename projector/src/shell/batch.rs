@@ -24,6 +24,7 @@ use crate::schema::Version;
 use crate::shell::writer;
 use bytes::Bytes;
 use deadpool_postgres::Transaction;
+use readmodel::sql::Seq;
 
 /// One raw log record as read (kept for parking).
 #[derive(Debug, Clone)]
@@ -144,12 +145,17 @@ pub enum Mode {
 pub enum BatchError {
     /// The version is no longer in the state the writer expects (switched, retired,
     /// discarded): stop writing it.
-    #[error("{0} is no longer {1}")]
-    Fenced(String, &'static str),
+    #[error("{version} is no longer {state}")]
+    Fenced {
+        /// The projection version (`messages v3`).
+        version: String,
+        /// The state it was expected in.
+        state: &'static str,
+    },
     /// A failure that says nothing about the events (connection, serialization, resources),
     /// including a commit of unknown outcome: re-read the checkpoint and retry, never park.
-    #[error("transient: {0}")]
-    Transient(String),
+    #[error("transient database failure")]
+    Transient(#[source] Transient),
     /// The stored checkpoint is not the one the writer started from (see the module docs):
     /// nothing was written; re-read the checkpoint and reposition.
     #[error("stored checkpoint is {stored}, not the expected {expected}: re-reading it")]
@@ -164,27 +170,39 @@ pub enum BatchError {
     Poison(String),
 }
 
+/// The cause of a [`BatchError::Transient`].
+#[derive(Debug, thiserror::Error)]
+pub enum Transient {
+    /// Postgres failed the statement or the connection (SQLSTATE classes 08, 40, 53, 57, 58,
+    /// or no SQLSTATE: a broken connection, a commit of unknown outcome).
+    #[error(transparent)]
+    Db(tokio_postgres::Error),
+    /// No connection could be taken from the pool.
+    #[error(transparent)]
+    Pool(#[from] deadpool_postgres::PoolError),
+}
+
 impl From<tokio_postgres::Error> for BatchError {
     fn from(e: tokio_postgres::Error) -> Self {
-        classify(&e)
+        classify(e)
     }
 }
 
 impl From<deadpool_postgres::PoolError> for BatchError {
     fn from(e: deadpool_postgres::PoolError) -> Self {
-        BatchError::Transient(e.to_string())
+        BatchError::Transient(Transient::Pool(e))
     }
 }
 
 /// SQLSTATE classes that blame the environment, not the data: 08 connection, 40 transaction
 /// rollback (serialization, deadlock), 53 insufficient resources, 57 operator intervention,
 /// 58 system error (PostgreSQL manual, appendix A).
-fn classify(e: &tokio_postgres::Error) -> BatchError {
+fn classify(e: tokio_postgres::Error) -> BatchError {
     match e.code() {
         Some(code) if !["08", "40", "53", "57", "58"].contains(&&code.code()[..2]) => {
-            BatchError::Poison(db_message(e))
+            BatchError::Poison(db_message(&e))
         }
-        _ => BatchError::Transient(db_message(e)),
+        _ => BatchError::Transient(Transient::Db(e)),
     }
 }
 
@@ -321,7 +339,7 @@ pub async fn commit(
                     &[
                         &p.name(),
                         &v.version,
-                        &(raw.seq as i64),
+                        &Seq(raw.seq),
                         &raw.subject,
                         &error,
                         &raw.body.as_ref(),
@@ -338,7 +356,7 @@ pub async fn commit(
         }
     }
     if let Some(seq) = opts.resolves {
-        tx.execute(RESOLVE, &[&p.name(), &v.version, &(seq as i64)])
+        tx.execute(RESOLVE, &[&p.name(), &v.version, &Seq(seq)])
             .await?;
     }
     let expected = v.state.as_str();
@@ -348,24 +366,24 @@ pub async fn commit(
             &[
                 &p.name(),
                 &v.version,
-                &(out.checkpoint as i64),
+                &Seq(out.checkpoint),
                 &opts.rate,
-                &out.halted.map(|s| s as i64),
+                &out.halted.map(Seq),
                 &expected,
-                &(opts.from as i64),
+                &Seq(opts.from),
             ],
         )
         .await?;
     if n == 0 {
-        return Err(BatchError::Fenced(
-            format!("{} v{}", p.name(), v.version),
-            v.state.as_str(),
-        ));
+        return Err(BatchError::Fenced {
+            version: format!("{} v{}", p.name(), v.version),
+            state: v.state.as_str(),
+        });
     }
     tx.commit().await?;
     if out.parked > 0 {
         metrics::counter!("projector_parked_events_total", "projection" => p.name())
-            .increment(out.parked as u64);
+            .increment(u64::try_from(out.parked).unwrap_or(u64::MAX));
     }
     Ok(out)
 }
@@ -377,12 +395,15 @@ pub async fn commit(
 /// checkpoint), or a database error.
 async fn fence(tx: &Transaction<'_>, v: &Version, from: u64) -> Result<(), BatchError> {
     let p = v.projection;
-    let fenced = || BatchError::Fenced(format!("{} v{}", p.name(), v.version), v.state.as_str());
+    let fenced = || BatchError::Fenced {
+        version: format!("{} v{}", p.name(), v.version),
+        state: v.state.as_str(),
+    };
     let Some(row) = tx.query_opt(LOCK, &[&p.name(), &v.version]).await? else {
         return Err(fenced());
     };
     let state: &str = row.try_get(0)?;
-    let stored = u64::try_from(row.try_get::<_, i64>(1)?).unwrap_or_default();
+    let stored = readmodel::sql::seq(&row, 1)?;
     if state != v.state.as_str() {
         return Err(fenced());
     }

@@ -12,6 +12,73 @@ use crate::core::Projection;
 use crate::schema::Version;
 use crate::shell::batch::Batch;
 use deadpool_postgres::GenericClient;
+use postgres_types::{accepts, to_sql_checked, FromSql, IsNull, ToSql, Type};
+use readmodel::sql::{seq as seq_at, Seq};
+
+/// Where a parked event stands (column `parked_events.state`, `text`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParkedState {
+    /// Parked by a runner; waiting for an operator.
+    Parked,
+    /// An operator asked for it to be applied again.
+    Retry,
+    /// An operator gave it up.
+    Skipped,
+    /// Applied by a retry.
+    Resolved,
+}
+
+impl ParkedState {
+    /// The column value: `parked`, `retry`, `skipped` or `resolved`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Parked => "parked",
+            Self::Retry => "retry",
+            Self::Skipped => "skipped",
+            Self::Resolved => "resolved",
+        }
+    }
+
+    /// Inverse of [`ParkedState::as_str`].
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Parked, Self::Retry, Self::Skipped, Self::Resolved]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for ParkedState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl<'a> FromSql<'a> for ParkedState {
+    fn from_sql(
+        ty: &Type,
+        raw: &'a [u8],
+    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        let s = <&str>::from_sql(ty, raw)?;
+        Self::parse(s).ok_or_else(|| format!("unknown parked-event state {s:?}").into())
+    }
+
+    accepts!(TEXT, VARCHAR);
+}
+
+impl ToSql for ParkedState {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        self.as_str().to_sql(ty, out)
+    }
+
+    accepts!(TEXT, VARCHAR);
+    to_sql_checked!();
+}
 
 /// One parked event.
 #[derive(Debug, Clone)]
@@ -28,8 +95,8 @@ pub struct Parked {
     pub error: String,
     /// How many times it was parked.
     pub attempts: i32,
-    /// `parked`, `retry`, `skipped` or `resolved`.
-    pub state: String,
+    /// Where it stands.
+    pub state: ParkedState,
     /// When it was last parked (RFC 3339, UTC).
     pub parked_at: String,
 }
@@ -54,23 +121,25 @@ pub async fn list<C: GenericClient>(
             &[&projection.map(|p| p.name()), &all],
         )
         .await?;
-    Ok(rows
-        .iter()
-        .map(|r| Parked {
-            projection: r.get(0),
-            version: r.get(1),
-            event_seq: r.get::<_, i64>(2) as u64,
-            subject: r.get(3),
-            error: r.get(4),
-            attempts: r.get(5),
-            state: r.get(6),
-            parked_at: r.get(7),
+    rows.iter()
+        .map(|r| {
+            Ok(Parked {
+                projection: r.try_get(0)?,
+                version: r.try_get(1)?,
+                event_seq: seq_at(r, 2)?,
+                subject: r.try_get(3)?,
+                error: r.try_get(4)?,
+                attempts: r.try_get(5)?,
+                state: r.try_get(6)?,
+                parked_at: r.try_get(7)?,
+            })
         })
-        .collect())
+        .collect()
 }
 
-/// Marks parked events `state` (`retry` or `skipped`): one event (`seq`) or every open one,
-/// of one projection or all. Returns how many rows changed.
+/// Marks open parked events `state` (an operator's [`ParkedState::Retry`] or
+/// [`ParkedState::Skipped`]): one event (`seq`) or every open one, of one projection or all.
+/// Returns how many rows changed.
 ///
 /// # Errors
 /// Database errors.
@@ -78,19 +147,15 @@ pub async fn mark<C: GenericClient>(
     client: &C,
     projection: Option<Projection>,
     seq: Option<u64>,
-    state: &str,
+    state: ParkedState,
 ) -> Result<u64, tokio_postgres::Error> {
     client
         .execute(
             "UPDATE public.parked_events SET state = $3, \
-               resolved_at = CASE WHEN $3 = 'skipped' THEN now() END \
+               resolved_at = CASE WHEN $3::text = 'skipped' THEN now() END \
              WHERE ($1::text IS NULL OR projection = $1) \
                AND ($2::int8 IS NULL OR event_seq = $2) AND state IN ('parked', 'retry')",
-            &[
-                &projection.map(|p| p.name()),
-                &seq.map(|s| s as i64),
-                &state,
-            ],
+            &[&projection.map(|p| p.name()), &seq.map(Seq), &state],
         )
         .await
 }
@@ -113,9 +178,9 @@ pub async fn retries<C: GenericClient>(
     let mut batch = Batch::with_capacity(rows.len());
     for r in &rows {
         batch.push(
-            r.get::<_, i64>(0) as u64,
-            r.get(1),
-            bytes::Bytes::from(r.get::<_, Vec<u8>>(2)),
+            seq_at(r, 0)?,
+            r.try_get(1)?,
+            bytes::Bytes::from(r.try_get::<_, Vec<u8>>(2)?),
         );
     }
     Ok(batch)
@@ -129,15 +194,16 @@ pub async fn state_of<C: GenericClient>(
     client: &C,
     v: &Version,
     seq: u64,
-) -> Result<Option<String>, tokio_postgres::Error> {
+) -> Result<Option<ParkedState>, tokio_postgres::Error> {
     Ok(client
         .query_opt(
             "SELECT state FROM public.parked_events \
              WHERE projection = $1 AND version = $2 AND event_seq = $3",
-            &[&v.projection.name(), &v.version, &(seq as i64)],
+            &[&v.projection.name(), &v.version, &Seq(seq)],
         )
         .await?
-        .map(|r| r.get(0)))
+        .map(|r| r.try_get(0))
+        .transpose()?)
 }
 
 /// Open (parked or retry) events of `v`.
@@ -155,7 +221,7 @@ pub async fn open_count<C: GenericClient>(
             &[&v.projection.name(), &v.version],
         )
         .await?
-        .get(0))
+        .try_get(0)?)
 }
 
 /// Moves a halted version past its parked event `seq` (after `projector dlq skip`), if it is
@@ -181,7 +247,7 @@ pub async fn pass(
             &[
                 &v.projection.name(),
                 &v.version,
-                &(seq as i64),
+                &Seq(seq),
                 &v.state.as_str(),
             ],
         )
@@ -212,7 +278,7 @@ pub async fn repark<C: GenericClient>(
             "UPDATE public.parked_events SET state = 'parked', attempts = attempts + 1, \
                error = $4, parked_at = now() \
              WHERE projection = $1 AND version = $2 AND event_seq = $3",
-            &[&v.projection.name(), &v.version, &(seq as i64), &error],
+            &[&v.projection.name(), &v.version, &Seq(seq), &error],
         )
         .await?;
     Ok(())

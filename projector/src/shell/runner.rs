@@ -279,7 +279,7 @@ pub async fn run_with(
         match done {
             Ok(Some(p)) => tracing::info!(projection = p.name(), "projection stopped"),
             Ok(None) => {}
-            Err(e) => tracing::error!(error = %e, "projection task failed"),
+            Err(e) => tracing::error!(error = format!("{e:#}"), "projection task failed"),
         }
     }
     Ok(())
@@ -342,9 +342,14 @@ async fn serve_while_held(
                     Some(BatchError::Stale { .. })
                 );
                 if stale {
-                    tracing::warn!(projection = p.name(), error = %e, "checkpoint moved under the runner (lost commits, a restore, or another writer); repositioning at the stored checkpoint");
+                    tracing::warn!(projection = p.name(), error = format!("{e:#}"), "checkpoint moved under the runner (lost commits, a restore, or another writer); repositioning at the stored checkpoint");
                 } else {
-                    tracing::warn!(projection = p.name(), error = %e, backoff_ms = wait.as_millis() as u64, "projection error; restarting from the stored checkpoint");
+                    tracing::warn!(
+                        projection = p.name(),
+                        error = format!("{e:#}"),
+                        backoff_ms = wait.as_millis() as u64,
+                        "projection error; restarting from the stored checkpoint"
+                    );
                 }
                 metrics::counter!("projector_restarts_total", "projection" => p.name())
                     .increment(1);
@@ -438,7 +443,7 @@ async fn serve(p: Projection, ctx: &Context, progressed: &mut bool) -> anyhow::R
         match applier.resolve_halt(&ctx.pool).await {
             Ok(true) => {}
             Ok(false) => tokio::time::sleep(Duration::from_secs(1)).await,
-            Err(BatchError::Fenced(..)) => return Ok(()),
+            Err(BatchError::Fenced { .. }) => return Ok(()),
             Err(e) => return Err(e.into()),
         }
     }
@@ -470,7 +475,7 @@ async fn serve(p: Projection, ctx: &Context, progressed: &mut bool) -> anyhow::R
                 ticks += 1;
                 match applier.retry_behind(&ctx.pool).await {
                     Ok(_) => {}
-                    Err(BatchError::Fenced(..)) => return Ok(()),
+                    Err(BatchError::Fenced { .. }) => return Ok(()),
                     Err(e) => return Err(e.into()),
                 }
                 if ticks.is_multiple_of(5) {
@@ -506,7 +511,7 @@ async fn serve(p: Projection, ctx: &Context, progressed: &mut bool) -> anyhow::R
                 Ok(c) => {
                     *progressed = true;
                     metrics::counter!("projector_events_applied_total", "projection" => p.name())
-                        .increment(c.applied as u64);
+                        .increment(u64::try_from(c.applied).unwrap_or(u64::MAX));
                     metrics::histogram!("projector_batch_duration_seconds", "projection" => p.name())
                         .record(started.elapsed().as_secs_f64());
                     if c.parked > 0 {
@@ -517,7 +522,7 @@ async fn serve(p: Projection, ctx: &Context, progressed: &mut bool) -> anyhow::R
                         return Ok(());
                     }
                 }
-                Err(BatchError::Fenced(what, _)) => {
+                Err(BatchError::Fenced { version: what, .. }) => {
                     tracing::info!(projection = p.name(), version = %what, "version no longer serving; moving to the new one");
                     return Ok(());
                 }

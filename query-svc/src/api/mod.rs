@@ -5,7 +5,8 @@
 //! - [`channels`]: group info and members.
 //! - [`realtime`]: presence, dev tokens, the browser client (the sockets live in
 //!   [`crate::realtime`]).
-//! - [`ops`]: `/health`, `/ready`, `/metrics` (no API key: probes and scrapers have none).
+//! - [`ops`]: what `/ready` checks ([`platform::probes`] serves `/health`, `/ready`,
+//!   `/metrics`; no API key: probes and scrapers have none).
 //! - [`docs`]: each operation's error statuses and the parameter examples.
 //!
 //! Every resource operation is secured by [`platform::auth::TenantAuth`] and answers errors as
@@ -83,8 +84,6 @@ pub enum ApiTags {
     Channels,
     /// Presence and dev tokens (the sockets are documented in docs/realtime.md).
     Realtime,
-    /// Health, readiness and metrics.
-    Ops,
 }
 
 /// The OpenAPI document's description.
@@ -119,10 +118,10 @@ pub fn app(
             channels::ChannelsApi {
                 state: state.clone(),
             },
-            ops::OpsApi {
+            platform::probes::ProbesApi::new(Arc::new(ops::QueryProbe {
                 state,
                 rt: rt.clone(),
-            },
+            })),
             realtime::RealtimeApi {
                 rt: rt.clone(),
                 dev_tenant,

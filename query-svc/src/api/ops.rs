@@ -1,20 +1,14 @@
-//! `/health`, `/ready` and `/metrics`. Not secured: load balancers, orchestrators and
-//! Prometheus call them without an API key.
+//! What this service's `/ready` checks: Postgres, NATS, the realtime hub and every
+//! projection's lag. `/health`, `/ready` and `/metrics` themselves are the shared
+//! [`platform::probes::ProbesApi`]; not secured: load balancers, orchestrators and Prometheus
+//! call them without an API key.
 
-use super::{ApiTags, AppState};
+use super::AppState;
 use crate::consistency::Projection;
 use crate::store;
 use async_nats::jetstream::ErrorCode;
-use poem_openapi::payload::{Json, PlainText};
-use poem_openapi::{ApiResponse, Object, OpenApi};
+use poem_openapi::Object;
 use std::sync::Arc;
-
-/// `{"status": "ok"}`.
-#[derive(Debug, Object)]
-pub struct Health {
-    /// Always `ok`.
-    pub status: String,
-}
 
 /// One projection's progress.
 #[derive(Debug, Object)]
@@ -47,26 +41,15 @@ pub struct Readiness {
     pub projections: Vec<ProjectionLag>,
 }
 
-/// `/ready`'s answers.
-#[derive(Debug, ApiResponse)]
-pub enum ReadyResponse {
-    /// NATS and Postgres are up and no projection lags more than the configured maximum.
-    #[oai(status = 200)]
-    Ready(Json<Readiness>),
-    /// Something is down or a projection lags too far.
-    #[oai(status = 503)]
-    NotReady(Json<Readiness>),
-}
-
-/// Operational endpoints.
-pub struct OpsApi {
+/// What `/ready` checks here (served by [`platform::probes::ProbesApi`]).
+pub struct QueryProbe {
     /// Shared state.
     pub state: Arc<AppState>,
     /// The realtime side (its hub's readiness).
     pub rt: Arc<crate::realtime::Realtime>,
 }
 
-impl OpsApi {
+impl QueryProbe {
     /// The stream's last sequence: 0 when the stream does not exist yet, `None` when it cannot
     /// be read.
     async fn stream_last_seq(&self) -> Option<u64> {
@@ -139,21 +122,13 @@ fn lags(
     (projections, ok)
 }
 
-#[OpenApi(tag = "ApiTags::Ops")]
-impl OpsApi {
-    /// Liveness: always 200 `{"status": "ok"}`.
-    #[oai(path = "/health", method = "get", operation_id = "health")]
-    async fn health(&self) -> Json<Health> {
-        Json(Health {
-            status: "ok".into(),
-        })
-    }
+impl platform::probes::Probe for QueryProbe {
+    type Report = Readiness;
 
-    /// Readiness: 200 when Postgres answers, NATS is connected, the realtime hub follows the
-    /// log and every projection runs (none halted on a poison event) and lags the event
-    /// stream by at most `PARLEY_READY_MAX_LAG` events; 503 otherwise. The body says which.
-    #[oai(path = "/ready", method = "get", operation_id = "ready")]
-    async fn ready(&self) -> ReadyResponse {
+    /// Ready when Postgres answers, NATS is connected, the realtime hub follows the log and
+    /// every projection runs (none halted on a poison event) and lags the event stream by at
+    /// most `PARLEY_READY_MAX_LAG` events.
+    async fn readiness(&self) -> (bool, Readiness) {
         let nats = platform::log::connected(&self.state.nats);
         let (postgres, last_seq) = tokio::join!(platform::db::ping(&self.state.pool), async {
             if nats {
@@ -174,23 +149,16 @@ impl OpsApi {
             self.state.ready_max_lag,
         );
         let hub = self.rt.hub.ready();
-        let body = Json(Readiness {
-            nats,
-            postgres,
-            hub,
-            projections,
-        });
-        if nats && postgres && hub && caught_up {
-            ReadyResponse::Ready(body)
-        } else {
-            ReadyResponse::NotReady(body)
-        }
-    }
-
-    /// Prometheus metrics in the text exposition format.
-    #[oai(path = "/metrics", method = "get", operation_id = "metrics")]
-    async fn metrics(&self) -> PlainText<String> {
-        PlainText(platform::telemetry::metrics().render())
+        let ok = nats && postgres && hub && caught_up;
+        (
+            ok,
+            Readiness {
+                nats,
+                postgres,
+                hub,
+                projections,
+            },
+        )
     }
 }
 

@@ -13,7 +13,7 @@ use events::subject::CommandVerb;
 use events::{ChannelId, ChannelKey, ChannelType, Uid};
 use platform::error::ErrorDetail;
 use platform::token::UserClaims;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Longest wait for the command service's answer to `send` or `read`.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -66,10 +66,7 @@ pub async fn typing(
     channel_id: &str,
 ) -> Result<(), Refusal> {
     let key = channel_key(&claims.uid, channel_type, channel_id)?;
-    if !rt
-        .typing
-        .allow(&claims.tenant, &claims.uid, key, Instant::now())
-    {
+    if !rt.typing.allow(&claims.tenant, &claims.uid, key) {
         metrics::counter!("query_svc_typing_rate_limited_total").increment(1);
         return Err((
             "RATE_LIMITED",
@@ -83,7 +80,8 @@ pub async fn typing(
         channel_id: channel_id.to_owned(),
     };
     let subject = rt.subjects.typing(&claims.tenant);
-    let body = serde_json::to_vec(&notice).unwrap_or_default();
+    let body = serde_json::to_vec(&notice)
+        .map_err(|e| ("INTERNAL", None, format!("typing notice not encoded: {e}")))?;
     if rt.nats.publish(subject, body.into()).await.is_err() {
         return Err(("NATS_UNAVAILABLE", None, "typing not sent".into()));
     }
@@ -110,7 +108,7 @@ pub fn send(
             Ok(s) => ServerFrame::SendAck {
                 reference: reference.as_deref(),
                 client_msg_no: s.client_msg_no.as_deref(),
-                message_id: &s.message_id,
+                message_id: &s.message_id.to_string(),
                 message_seq: s.message_seq,
                 event_seq: s.event_seq,
             }

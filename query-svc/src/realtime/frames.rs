@@ -345,9 +345,12 @@ pub enum ServerFrame<'a> {
 
 impl ServerFrame<'_> {
     /// The frame's JSON text.
+    ///
+    /// # Panics
+    /// Never: frames hold only strings, numbers, booleans and string-keyed objects, which
+    /// `serde_json` always serializes (a failure would be a bug, not a frame to send empty).
     pub fn to_json(&self) -> String {
-        // Serializing these plain structs cannot fail.
-        serde_json::to_string(self).unwrap_or_default()
+        serde_json::to_string(self).expect("a server frame always serializes")
     }
 
     /// The frame's `type` (the SSE event name).

@@ -16,6 +16,7 @@
 //! - [`catchup`]: the reads behind a catch-up (the narrow handle on the read models), as
 //!   futures the connection polls.
 //! - [`commands`]: the client frames that act (`send`, `read`, `typing`, presence).
+//! - [`typing`]: the typing notices' rate limits (keyed `governor` limiters).
 //! - [`presence`]: who is online, in a JetStream key-value bucket watched by every instance.
 //! - [`frames`]: the JSON frames.
 
@@ -31,15 +32,13 @@ pub mod seam;
 pub mod session;
 pub mod sink;
 pub mod sse;
+pub mod typing;
 pub mod ws;
 
 use events::subject::Subjects;
-use events::{ChannelKey, TenantId, Uid};
 use platform::token::UserTokens;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use std::time::Instant;
 
 /// Connection settings.
 #[derive(Debug, Clone)]
@@ -75,57 +74,9 @@ pub struct Realtime {
     /// Shutdown, which closes every connection with 1001.
     pub stop: platform::shutdown::Shutdown,
     /// Typing rate limits per user.
-    pub typing: TypingLimiter,
-}
-
-/// Typing notices a user may send through this instance (all its connections together): at
-/// most one per channel per second and five per second.
-#[derive(Debug, Default)]
-pub struct TypingLimiter {
-    users: std::sync::Mutex<HashMap<(TenantId, Uid), UserTyping>>,
-}
-
-#[derive(Debug)]
-struct UserTyping {
-    window: Instant,
-    count: u32,
-    last: HashMap<ChannelKey, Instant>,
-}
-
-/// Users tracked before entries idle for a while are dropped.
-const TYPING_USERS_KEPT: usize = 10_000;
-
-impl TypingLimiter {
-    /// Whether `uid` may send a typing notice for `channel` at `now` (and counts it if so).
-    pub fn allow(&self, tenant: &TenantId, uid: &Uid, channel: ChannelKey, now: Instant) -> bool {
-        let second = Duration::from_secs(1);
-        let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
-        if users.len() > TYPING_USERS_KEPT {
-            users.retain(|_, u| now.duration_since(u.window) < second * 10);
-        }
-        let u = users
-            .entry((tenant.clone(), uid.clone()))
-            .or_insert_with(|| UserTyping {
-                window: now,
-                count: 0,
-                last: HashMap::new(),
-            });
-        if now.duration_since(u.window) >= second {
-            u.window = now;
-            u.count = 0;
-            u.last.retain(|_, t| now.duration_since(*t) < second);
-        }
-        let too_soon = u
-            .last
-            .get(&channel)
-            .is_some_and(|t| now.duration_since(*t) < second);
-        if too_soon || u.count >= 5 {
-            return false;
-        }
-        u.count += 1;
-        u.last.insert(channel, now);
-        true
-    }
+    pub typing: Arc<typing::TypingLimiter>,
+    /// The service's background tasks (each SSE session's task runs on it).
+    pub tasks: platform::shutdown::Tasks,
 }
 
 impl Realtime {

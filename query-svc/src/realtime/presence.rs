@@ -38,8 +38,8 @@ pub struct Presence {
 }
 
 impl Presence {
-    /// Opens (or creates) the bucket and starts the writer and the watcher; both run until
-    /// `stop` resolves, when the writer deletes this instance's keys.
+    /// Opens (or creates) the bucket and starts the writer and the watcher on `tasks`; both
+    /// run until `stop` resolves, when the writer deletes this instance's keys.
     ///
     /// # Errors
     /// JetStream refuses the bucket.
@@ -47,8 +47,9 @@ impl Presence {
         js: &async_nats::jetstream::Context,
         bucket: String,
         hub: Hub,
+        tasks: &platform::shutdown::Tasks,
         stop: platform::shutdown::Shutdown,
-    ) -> anyhow::Result<(Self, Vec<tokio::task::JoinHandle<()>>)> {
+    ) -> anyhow::Result<Self> {
         let store = match js.get_key_value(&bucket).await {
             Ok(s) => s,
             Err(_) => match js
@@ -70,15 +71,18 @@ impl Presence {
         let (tx, rx) = mpsc::unbounded_channel();
         let replica = Arc::new(RwLock::new(Replica::new()));
         let instance = uuid::Uuid::now_v7().simple().to_string();
-        let writer = tokio::spawn(write_loop(store.clone(), instance, rx, stop.clone()));
-        let watcher = tokio::spawn(watch_loop(store, replica.clone(), hub, stop));
-        Ok((
-            Self {
-                writes: tx,
-                replica,
-            },
-            vec![writer, watcher],
-        ))
+        tasks.spawn(
+            "presence writer",
+            write_loop(store.clone(), instance, rx, stop.clone()),
+        );
+        tasks.spawn(
+            "presence watcher",
+            watch_loop(store, replica.clone(), hub, stop),
+        );
+        Ok(Self {
+            writes: tx,
+            replica,
+        })
     }
 
     /// A connection of `uid` with `device_flag` opened on this instance.

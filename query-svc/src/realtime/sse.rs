@@ -39,7 +39,8 @@ pub async fn handler(req: &Request, rt: Data<&Arc<Realtime>>) -> Response {
     let (tx, rx) = mpsc::channel(BUFFER);
     let rt = Arc::clone(&rt);
     let ping = rt.config.ping;
-    tokio::spawn(run(rt, claims, since, tx));
+    let tasks = rt.tasks.clone();
+    tasks.spawn("sse session", run(rt, claims, since, tx));
     SSE::new(tokio_stream::wrappers::ReceiverStream::new(rx))
         .keep_alive(ping)
         .into_response()

@@ -120,26 +120,27 @@ pub struct Hub {
 }
 
 impl Hub {
-    /// Starts the hub task with outbound queues of `queue` items; it runs until `stop`
-    /// resolves. The returned handle is usable at once; registrations wait until the hub has
-    /// loaded its membership snapshot (see [`Hub::ready`]).
+    /// Starts the hub task on `tasks` with outbound queues of `queue` items; it runs until
+    /// `stop` resolves. The returned handle is usable at once; registrations wait until the
+    /// hub has loaded its membership snapshot (see [`Hub::ready`]).
     pub fn start(
         source: HubSource,
         queue: usize,
+        tasks: &platform::shutdown::Tasks,
         stop: impl std::future::Future<Output = ()> + Send + 'static,
-    ) -> (Self, tokio::task::JoinHandle<()>) {
+    ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let position = Arc::new(AtomicU64::new(0));
         let (ready_tx, ready) = watch::channel(false);
-        let task = tokio::spawn(run(source, queue, rx, position.clone(), ready_tx, stop));
-        (
-            Self {
-                commands: tx,
-                position,
-                ready,
-            },
-            task,
-        )
+        tasks.spawn(
+            "hub",
+            run(source, queue, rx, position.clone(), ready_tx, stop),
+        );
+        Self {
+            commands: tx,
+            position,
+            ready,
+        }
     }
 
     /// The last log position the hub has fanned out.

@@ -43,13 +43,15 @@ pub fn event(seq: u64, env: &Envelope, m: &mut Membership, to: &mut impl Audienc
     match &env.event {
         Event::MessageSent(msg) => {
             let channel = Arc::new(msg.channel.clone());
+            let mut id = uuid::Uuid::encode_buffer();
+            let message_id: &str = msg.message_id.hyphenated().encode_lower(&mut id);
             let out_for = |channel_id: &str| Out::Message {
                 channel: channel.clone(),
                 message_seq: msg.message_seq,
                 event_seq: seq,
                 frame: ServerFrame::Message {
                     event_seq: seq,
-                    message_id: &msg.message_id,
+                    message_id,
                     message_seq: msg.message_seq,
                     client_msg_no: msg.client_msg_no.as_deref(),
                     from_uid: msg.from_uid.as_str(),
@@ -286,7 +288,7 @@ mod tests {
     fn group_message() -> Event {
         Event::MessageSent(MessageSent {
             channel: ChannelKey::Group { id: group() },
-            message_id: "m".into(),
+            message_id: uuid::Uuid::nil(),
             message_seq: 1,
             from_uid: uid("a"),
             client_msg_no: None,
@@ -360,7 +362,7 @@ mod tests {
             &mut m,
             Event::MessageSent(MessageSent {
                 channel: channel.clone(),
-                message_id: "m".into(),
+                message_id: uuid::Uuid::nil(),
                 message_seq: 1,
                 from_uid: uid("a"),
                 client_msg_no: None,

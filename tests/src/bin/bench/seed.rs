@@ -63,7 +63,7 @@ impl Log {
             occurred_at: now_ms(),
             event,
         };
-        (subject, events::encode(&env))
+        (subject, events::encode(&env).expect("encodable"))
     }
 
     /// `event` on the subject of channel `key`.
@@ -76,7 +76,7 @@ impl Log {
 fn message_sent(key: &ChannelKey, seq: u64, from: Uid, no: String, payload: String) -> Event {
     Event::MessageSent(MessageSent {
         channel: key.clone(),
-        message_id: uuid::Uuid::now_v7().to_string(),
+        message_id: uuid::Uuid::now_v7(),
         message_seq: seq,
         from_uid: from,
         client_msg_no: Some(no),
