@@ -14,8 +14,10 @@ bash deploy/infra.sh start "$dir" --test
 . "$dir/env"
 export RUST_LOG="${RUST_LOG:-warn}"
 status=0
+# `make lint`: formatting, clippy (warnings are errors), unused dependencies.
+bash deploy/lint.sh || { echo "lint failed (see above)"; status=1; }
 cargo build -p projector -p command-svc -p query-svc
-cargo test --workspace --no-fail-fast -- --test-threads "${TEST_THREADS:-4}" "$@" 2>&1 | tee "$dir/test.log" || status=$?
+cargo test --workspace --no-fail-fast -- --test-threads "${TEST_THREADS:-4}" "$@" 2>&1 | tee "$dir/test.log" || status=1
 # One closing line over every test binary (cargo prints one "test result" per binary).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;?$/) p += $i; if ($(i+1) ~ /^failed;?$/) f += $i } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$dir/test.log"

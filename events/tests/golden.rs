@@ -1,5 +1,6 @@
 //! Golden fixtures: the JSON of every event version ever written must keep decoding, and the
 //! current versions must keep encoding to exactly these bytes.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is the failure message
 
 use events::event::*;
 use events::{decode, encode, ChannelId, ChannelKey, Envelope, TenantId, Uid};

@@ -47,7 +47,7 @@ pub async fn of(
         .query(&stmt, &[&names])
         .await?
         .iter()
-        .map(|r| Ok((r.try_get("projection")?, crate::sql::seq(&r, "last_seq")?)))
+        .map(|r| Ok((r.try_get("projection")?, crate::sql::seq(r, "last_seq")?)))
         .collect()
 }
 
@@ -64,8 +64,8 @@ pub async fn serving(client: &Client) -> Result<Vec<Serving>, tokio_postgres::Er
         .map(|r| {
             Ok(Serving {
                 name: r.try_get("projection")?,
-                last_seq: crate::sql::seq(&r, "last_seq")?,
-                halted_at: crate::sql::opt_seq(&r, "parked_seq")?,
+                last_seq: crate::sql::seq(r, "last_seq")?,
+                halted_at: crate::sql::opt_seq(r, "parked_seq")?,
             })
         })
         .collect()

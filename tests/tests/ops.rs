@@ -183,7 +183,11 @@ async fn rebuild_under_live_load_switches_without_errors_or_loss() {
             let mut sent: BTreeMap<String, u64> = BTreeMap::new();
             let mut i = 0u64;
             while !stop.load(Ordering::Relaxed) {
-                let (ct, id) = if i % 2 == 0 { (1, "live-b") } else { (2, "g1") };
+                let (ct, id) = if i.is_multiple_of(2) {
+                    (1, "live-b")
+                } else {
+                    (2, "g1")
+                };
                 let body = json!({"channel_id": id, "channel_type": ct, "from_uid": "u1",
                                   "payload": b64(format!("live {i}").as_bytes()),
                                   "client_msg_no": format!("live-{i}")});

@@ -493,6 +493,7 @@ mod tests {
 
     impl Rows {
         /// What a reader sees: a group row's head comes from the channel heads.
+        #[allow(clippy::type_complexity)] // (key, (read_seq, last_msg_seq)) rows of a test model
         fn view(&self) -> Vec<((String, i16, String), (i64, i64))> {
             self.rows
                 .iter()

@@ -195,7 +195,7 @@ pub async fn state_of<C: GenericClient>(
     v: &Version,
     seq: u64,
 ) -> Result<Option<ParkedState>, tokio_postgres::Error> {
-    Ok(client
+    client
         .query_opt(
             "SELECT state FROM public.parked_events \
              WHERE projection = $1 AND version = $2 AND event_seq = $3",
@@ -203,7 +203,7 @@ pub async fn state_of<C: GenericClient>(
         )
         .await?
         .map(|r| r.try_get(0))
-        .transpose()?)
+        .transpose()
 }
 
 /// Open (parked or retry) events of `v`.
@@ -214,14 +214,14 @@ pub async fn open_count<C: GenericClient>(
     client: &C,
     v: &Version,
 ) -> Result<i64, tokio_postgres::Error> {
-    Ok(client
+    client
         .query_one(
             "SELECT count(*) FROM public.parked_events \
              WHERE projection = $1 AND version = $2 AND state IN ('parked', 'retry')",
             &[&v.projection.name(), &v.version],
         )
         .await?
-        .try_get(0)?)
+        .try_get(0)
 }
 
 /// Moves a halted version past its parked event `seq` (after `projector dlq skip`), if it is

@@ -5,11 +5,13 @@
 //! - [`apply`]: retries, backoff and the poison-event policy around [`batch`].
 //! - [`dlq`]: the dead-letter table `parked_events`.
 //! - [`lease`]: one runner per projection at a time (advisory lock; others stand by).
+//! - [`health`]: each projection's progress, for `/ready` and `/metrics`.
 //! - [`runner`]: the serving projector, one task per projection.
 
 pub mod apply;
 pub mod batch;
 pub mod dlq;
+pub mod health;
 pub mod lease;
 pub mod runner;
 pub mod writer;
