@@ -5,7 +5,7 @@
 use crate::cli::{Dlq, DlqTarget, Which};
 use projector::ops::{self, rebuild::Start};
 use projector::shell::dlq::{self, ParkedState};
-use projector::shell::runner::{Health, ReadyBounds};
+use projector::shell::health::{Health, ReadyBounds};
 use projector::Config;
 use std::process::ExitCode;
 use std::sync::Arc;

@@ -9,8 +9,8 @@
 use super::progress::Progress;
 use crate::shell::apply::Applier;
 use crate::shell::batch::{Batch, BatchError};
-use crate::shell::runner::more;
-use crate::shell::runner::Context;
+use crate::shell::context::Context;
+use crate::shell::intake::more;
 use async_nats::jetstream::consumer;
 use futures::StreamExt;
 use std::time::Duration;

@@ -4,6 +4,7 @@
 //!
 //! - [`build`]: one read of the log applied to several versions at once.
 //! - [`rebuild`]: blue/green rebuild (bulk, index, catch up, verify, switch) and replay.
+//! - [`switch`]: freezing the serving versions, verifying against them and switching.
 //! - [`verify`]: row counts and content checksums of two versions' tables.
 //! - [`status`]: every version with checkpoint, lag, rate and state.
 //! - [`gc`]: dropping retired versions.
@@ -14,10 +15,11 @@ pub mod gc;
 pub mod progress;
 pub mod rebuild;
 pub mod status;
+pub mod switch;
 pub mod verify;
 
 use crate::shell::apply::Policy;
-use crate::shell::runner::Context;
+use crate::shell::context::Context;
 use crate::Config;
 
 /// The context of the operator commands: batches of at least 10,000 events, relaxed commits

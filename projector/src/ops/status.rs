@@ -2,8 +2,8 @@
 //! events and seconds, apply rate, parked events and state.
 
 use crate::schema::{self, State};
+use crate::shell::context::Context;
 use crate::shell::dlq;
-use crate::shell::runner::Context;
 use serde::Serialize;
 
 /// One line of `projector status` (also its `--json` shape).

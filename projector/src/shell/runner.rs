@@ -13,71 +13,16 @@ use crate::core::Projection;
 use crate::schema::{self, State};
 use crate::shell::apply::{Applier, Policy};
 use crate::shell::batch::{Batch, BatchError};
+use crate::shell::context::Context;
 use crate::shell::dlq;
-pub use crate::shell::health::{Health, Progress, ReadyBounds};
+use crate::shell::health::{Health, Progress};
+use crate::shell::intake::more;
 use crate::shell::lease::Lease;
 use crate::Config;
 use async_nats::jetstream::{self, consumer};
 use futures::StreamExt;
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
-
-/// What a runner (or an operator command) needs: the log, the database, batch size, policy.
-#[derive(Clone)]
-pub struct Context {
-    /// JetStream.
-    pub js: jetstream::Context,
-    /// Postgres pool.
-    pub pool: deadpool_postgres::Pool,
-    /// Stream name.
-    pub stream: String,
-    /// Subject filter (`<root>.>`).
-    pub filter: String,
-    /// Most events per transaction (per read batch for operator commands).
-    pub batch_size: usize,
-    /// What to do with poison events.
-    pub policy: Policy,
-    /// Progress of each projection, for `/ready`.
-    pub health: Health,
-}
-
-impl Context {
-    /// Applies pending migrations, connects to NATS (as `name`) and Postgres (`pool_size`
-    /// connections) and makes sure the stream exists.
-    ///
-    /// # Errors
-    /// Connection or migration failures.
-    pub async fn connect(
-        config: &Config,
-        name: &str,
-        pool_size: usize,
-        batch_size: usize,
-        policy: Policy,
-    ) -> anyhow::Result<Self> {
-        readmodel::migrate::run(&config.common.database_url).await?;
-        let (_client, js) = platform::log::connect(&config.common.nats_url, name, 10_000).await?;
-        platform::log::ensure_stream(&js, &config.common.stream, &config.common.subject_root)
-            .await?;
-        Ok(Self {
-            js,
-            pool: platform::db::pool(&config.common.database_url, pool_size)?,
-            stream: config.common.stream.clone(),
-            filter: format!("{}.>", config.common.subject_root),
-            batch_size,
-            policy,
-            health: Health::default(),
-        })
-    }
-
-    /// The stream's last sequence (0 when empty).
-    ///
-    /// # Errors
-    /// NATS errors.
-    pub async fn head(&self) -> anyhow::Result<u64> {
-        let mut stream = self.js.get_stream(&self.stream).await?;
-        Ok(stream.info().await?.state.last_sequence)
-    }
-}
 
 /// Runs every configured projection until `shutdown` resolves; migrations are applied first.
 ///
@@ -412,51 +357,4 @@ async fn serve(p: Projection, ctx: &Context, progressed: &mut bool) -> anyhow::R
         // AckPolicy::All: acking the batch's last record acks all before it.
         last.ack().await.map_err(|e| anyhow::anyhow!("ack: {e}"))?;
     }
-}
-
-/// After `first`, takes every record already delivered, up to `max` in all; with `linger`,
-/// also waits up to that long for each further record until `max` (bulk reads, where a
-/// fuller batch means fewer transactions and more coalescing, and latency does not matter).
-///
-/// `ready_chunks` would stop at tokio's cooperative budget (128 polls per task turn) with
-/// thousands of records waiting, so an apparently empty stream gets one `yield_now` (which
-/// renews the budget) before the batch is closed.
-pub async fn more<S, T>(
-    first: T,
-    messages: &mut std::pin::Pin<&mut S>,
-    max: usize,
-    linger: Option<Duration>,
-) -> Vec<T>
-where
-    S: futures::Stream<Item = T>,
-{
-    use futures::FutureExt;
-    let mut batch = Vec::with_capacity(max.min(4096));
-    batch.push(first);
-    let mut yielded = false;
-    while batch.len() < max {
-        match messages.next().now_or_never() {
-            Some(Some(item)) => {
-                batch.push(item);
-                yielded = false;
-            }
-            Some(None) => break,
-            None if !yielded => {
-                tokio::task::yield_now().await;
-                yielded = true;
-            }
-            None => {
-                let Some(linger) = linger else { break };
-                // `next()` of these streams is cancel-safe: a timed-out wait loses nothing.
-                match tokio::time::timeout(linger, messages.next()).await {
-                    Ok(Some(item)) => {
-                        batch.push(item);
-                        yielded = false;
-                    }
-                    _ => break,
-                }
-            }
-        }
-    }
-    batch
 }

@@ -31,8 +31,26 @@ pub enum CommandFuture {
     },
 }
 
-/// A refused frame: `(code, field, message)`.
-pub type Refusal = (&'static str, Option<&'static str>, String);
+/// Why a frame was refused: what its `error` frame says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The error code (`VALIDATION_ERROR`, `RATE_LIMITED`, …; docs/realtime.md).
+    pub code: &'static str,
+    /// The field at fault, for validation errors.
+    pub field: Option<&'static str>,
+    /// A human-readable message.
+    pub message: String,
+}
+
+impl Refusal {
+    fn new(code: &'static str, field: Option<&'static str>, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            field,
+            message: message.into(),
+        }
+    }
+}
 
 /// The channel a client names, as `viewer` sees it.
 ///
@@ -44,9 +62,9 @@ pub fn channel_key(
     channel_id: &str,
 ) -> Result<ChannelKey, Refusal> {
     let ct = ChannelType::try_from(channel_type)
-        .map_err(|e| ("VALIDATION_ERROR", Some("channel_type"), e))?;
+        .map_err(|e| Refusal::new("VALIDATION_ERROR", Some("channel_type"), e))?;
     let id = ChannelId::parse(channel_id).map_err(|e| {
-        (
+        Refusal::new(
             "VALIDATION_ERROR",
             Some("channel_id"),
             format!("channel_id {e}"),
@@ -68,10 +86,10 @@ pub async fn typing(
     let key = channel_key(&claims.uid, channel_type, channel_id)?;
     if !rt.typing.allow(&claims.tenant, &claims.uid, key) {
         metrics::counter!("query_svc_typing_rate_limited_total").increment(1);
-        return Err((
+        return Err(Refusal::new(
             "RATE_LIMITED",
             None,
-            "typing: at most one per channel per second, five per second per user".into(),
+            "typing: at most one per channel per second, five per second per user",
         ));
     }
     let notice = TypingNotice {
@@ -81,9 +99,9 @@ pub async fn typing(
     };
     let subject = rt.subjects.typing(&claims.tenant);
     let body = serde_json::to_vec(&notice)
-        .map_err(|e| ("INTERNAL", None, format!("typing notice not encoded: {e}")))?;
+        .map_err(|e| Refusal::new("INTERNAL", None, format!("typing notice not encoded: {e}")))?;
     if rt.nats.publish(subject, body.into()).await.is_err() {
-        return Err(("NATS_UNAVAILABLE", None, "typing not sent".into()));
+        return Err(Refusal::new("NATS_UNAVAILABLE", None, "typing not sent"));
     }
     Ok(())
 }

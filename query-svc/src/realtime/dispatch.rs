@@ -83,10 +83,15 @@ impl Session<'_> {
                 channel_type,
                 channel_id,
             } => {
-                if let Err((code, field, message)) =
+                if let Err(refused) =
                     commands::typing(rt, &self.claims, channel_type, &channel_id).await
                 {
-                    let json = error_json(reference.as_deref(), code, &message, field);
+                    let json = error_json(
+                        reference.as_deref(),
+                        refused.code,
+                        &refused.message,
+                        refused.field,
+                    );
                     sink.send("error", None, json).await?;
                 }
                 Ok(None)
@@ -145,12 +150,12 @@ impl Session<'_> {
                 Ok(key) => {
                     listed.insert(key, c.last_seq);
                 }
-                Err((_, _, message)) => {
+                Err(refused) => {
                     let field = format!("channels[{i}]");
                     let json = error_json(
                         reference.as_deref(),
                         "VALIDATION_ERROR",
-                        &message,
+                        &refused.message,
                         Some(&field),
                     );
                     sink.send("error", None, json).await?;
