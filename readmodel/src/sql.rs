@@ -8,6 +8,10 @@
 use postgres_types::{accepts, to_sql_checked, FromSql, IsNull, ToSql, Type};
 use std::error::Error;
 
+/// The largest position `int8` holds (`i64::MAX`); nothing is stored beyond it, so a bound a
+/// client gives above it may be clamped to it.
+pub const MAX: u64 = i64::MAX.unsigned_abs();
+
 /// A log position (event-log stream sequence) stored as `int8`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Seq(pub u64);

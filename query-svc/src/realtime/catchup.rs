@@ -89,10 +89,6 @@ pub struct PgCatchUp {
     pub checkpoints: Arc<Checkpoints>,
 }
 
-fn to_i64(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
-
 async fn starts(
     state: &PgCatchUp,
     tenant: &str,
@@ -115,27 +111,26 @@ async fn starts(
         let start = if let Some(&last) = listed.get(&channel) {
             last
         } else if let Some(since) = since_event_seq {
-            if u64::try_from(ch.last_event_seq).unwrap_or(0) <= since || ch.last_msg_seq == 0 {
+            if ch.last_event_seq <= since || ch.last_msg_seq == 0 {
                 continue;
             }
-            let seq = store::realtime::seq_at_event(
+            store::realtime::seq_at_event(
                 &state.pool,
                 tenant,
                 ch.channel_type,
                 &ch.channel_key,
                 ch.last_msg_seq,
-                to_i64(since),
+                since,
             )
             .await
-            .map_err(|_| ReadError::Store)?;
-            u64::try_from(seq).unwrap_or(0)
+            .map_err(|_| ReadError::Store)?
         } else {
             continue;
         };
         out.push(ChannelStart {
             channel,
             start,
-            head: u64::try_from(ch.last_msg_seq).unwrap_or(0),
+            head: ch.last_msg_seq,
         });
     }
     Ok(out)
@@ -204,15 +199,12 @@ impl CatchUpStore for PgCatchUp {
                 tenant.as_str(),
                 i16::from(channel.channel_type().as_u8()),
                 &channel.storage_key(),
-                to_i64(after),
+                after,
                 limit,
             )
             .await;
             Read::Page(match rows {
-                Ok(rows) => Ok(rows
-                    .into_iter()
-                    .map(|(row, ev)| (row, u64::try_from(ev).unwrap_or(0)))
-                    .collect()),
+                Ok(rows) => Ok(rows),
                 Err(e) => {
                     tracing::warn!(error = %e, "catch-up read failed");
                     Err(ReadError::Store)

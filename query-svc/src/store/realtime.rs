@@ -3,6 +3,7 @@
 
 use super::{client, limit_param, MessageRow, StoreError};
 use deadpool_postgres::Pool;
+use readmodel::sql::{seq, Seq};
 
 /// The channels projection's checkpoint; read in the same snapshot as [`ALL_MEMBERS`].
 const CHANNELS_CHECKPOINT: &str =
@@ -58,10 +59,11 @@ pub async fn membership_snapshot(pool: &Pool) -> Result<MembershipSnapshot, Stor
         .read_only(true)
         .start()
         .await?;
+    // No row yet: the projection has applied nothing.
     let checkpoint = tx
         .query_opt(CHANNELS_CHECKPOINT, &[])
         .await?
-        .map(|r| r.try_get::<_, i64>(0))
+        .map(|r| seq(&r, 0))
         .transpose()?
         .unwrap_or(0);
     let members = tx
@@ -72,7 +74,7 @@ pub async fn membership_snapshot(pool: &Pool) -> Result<MembershipSnapshot, Stor
         .collect::<Result<Vec<_>, tokio_postgres::Error>>()?;
     tx.commit().await?;
     Ok(MembershipSnapshot {
-        checkpoint: u64::try_from(checkpoint).unwrap_or(0),
+        checkpoint,
         members,
     })
 }
@@ -85,9 +87,9 @@ pub struct UserChannel {
     /// The group id, or `"<low> <high>"`.
     pub channel_key: String,
     /// The channel's last `message_seq` (0 without messages).
-    pub last_msg_seq: i64,
+    pub last_msg_seq: u64,
     /// The last stream sequence that touched the channel.
-    pub last_event_seq: i64,
+    pub last_event_seq: u64,
 }
 
 /// The channels `uid` is in (its conversations).
@@ -109,15 +111,15 @@ pub async fn user_channels(
             Ok(UserChannel {
                 channel_type: r.try_get(0)?,
                 channel_key: r.try_get(1)?,
-                last_msg_seq: r.try_get(2)?,
-                last_event_seq: r.try_get(3)?,
+                last_msg_seq: seq(r, 2)?,
+                last_event_seq: seq(r, 3)?,
             })
         })
         .collect()
 }
 
 /// Up to `limit` messages of a channel after `after_seq`, ascending, each with its
-/// `event_seq`.
+/// `event_seq` (an `after_seq` beyond `int8` is clamped: nothing lies there).
 ///
 /// # Errors
 /// [`StoreError`] when Postgres fails.
@@ -126,9 +128,9 @@ pub async fn after(
     tenant: &str,
     channel_type: i16,
     channel_key: &str,
-    after_seq: i64,
+    after_seq: u64,
     limit: usize,
-) -> Result<Vec<(MessageRow, i64)>, StoreError> {
+) -> Result<Vec<(MessageRow, u64)>, StoreError> {
     let client = client(pool).await?;
     let stmt = client.prepare_cached(AFTER).await?;
     client
@@ -138,13 +140,13 @@ pub async fn after(
                 &tenant,
                 &channel_type,
                 &channel_key,
-                &after_seq,
+                &Seq(after_seq.min(readmodel::sql::MAX)),
                 &limit_param(limit),
             ],
         )
         .await?
         .iter()
-        .map(|r| Ok((MessageRow::from_row(r)?, r.try_get("event_seq")?)))
+        .map(|r| Ok((MessageRow::from_row(r)?, seq(r, "event_seq")?)))
         .collect()
 }
 
@@ -159,9 +161,9 @@ pub async fn seq_at_event(
     tenant: &str,
     channel_type: i16,
     channel_key: &str,
-    head: i64,
-    event_seq: i64,
-) -> Result<i64, StoreError> {
+    head: u64,
+    event_seq: u64,
+) -> Result<u64, StoreError> {
     const WINDOW: usize = 512;
     let client = client(pool).await?;
     let stmt = client.prepare_cached(TAIL).await?;
@@ -174,17 +176,17 @@ pub async fn seq_at_event(
                     &tenant,
                     &channel_type,
                     &channel_key,
-                    &hi,
+                    &Seq(hi),
                     &limit_param(WINDOW),
                 ],
             )
             .await?;
         for r in &rows {
-            let (seq, ev): (i64, i64) = (r.try_get(0)?, r.try_get(1)?);
+            let (message_seq, ev) = (seq(r, 0)?, seq(r, 1)?);
             if ev <= event_seq {
-                return Ok(seq);
+                return Ok(message_seq);
             }
-            hi = seq - 1;
+            hi = message_seq.saturating_sub(1);
         }
         if rows.len() < WINDOW {
             return Ok(0);
