@@ -165,18 +165,18 @@ pub async fn get<C: GenericClient>(
 }
 
 /// Creates the next version of `p` in `state` (building or replay) with empty tables (deferred
-/// indexes absent), in one transaction: a crash leaves either nothing or a complete, empty
-/// version.
+/// indexes absent) inside the caller's transaction `tx`: a caller creating the versions of
+/// several projections commits them together, so a crash leaves either none of them or all,
+/// complete and empty.
 ///
 /// # Errors
 /// Database errors; a second concurrent rebuild of `p` fails on the version key.
 pub async fn create(
-    client: &mut deadpool_postgres::Object,
+    tx: &tokio_postgres::Transaction<'_>,
     p: Projection,
     state: State,
     target_seq: Option<u64>,
 ) -> Result<Version, tokio_postgres::Error> {
-    let tx = client.transaction().await?;
     // Serialise version numbering per projection.
     tx.execute(
         "SELECT pg_advisory_xact_lock(hashtext('parley.projection_versions.' || $1))",
@@ -213,7 +213,6 @@ pub async fn create(
     for (_, ddl) in tables(p) {
         tx.batch_execute(ddl).await?;
     }
-    tx.commit().await?;
     Ok(Version {
         projection: p,
         version,

@@ -354,6 +354,63 @@ async fn rebuild_killed_at_random_points_resumes() {
     assert_equals_from_scratch(&env).await;
 }
 
+/// A rebuild of one projection killed after it created its version, then `rebuild --all
+/// --resume`: the documented way on continues that version and starts the others, and the
+/// result switches all of them and equals a from-scratch build.
+#[tokio::test]
+async fn resume_of_a_set_starts_the_projections_without_an_unfinished_version() {
+    let env = TestEnv::new().await.expect("env");
+    let cmd = env.command_svc().await.expect("command-svc");
+    let _projector = env.projector().await.expect("projector");
+    let c = Api::new(&cmd.url(), KEY_ACME);
+    seed(&c, 3000, true).await;
+    caught_up(&env).await;
+    let before = serving(&env).await;
+
+    let mut child = env
+        .projector_cmd(&["rebuild", "messages"])
+        .spawn()
+        .expect("spawn");
+    let building = |vs: &[(String, i32, String, i64)], p: &str| {
+        vs.iter().any(|v| v.0 == p && v.2 == "building")
+    };
+    let mut created = false;
+    for _ in 0..400 {
+        if building(&versions(&env).await, "messages") {
+            created = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    child.start_kill().expect("kill");
+    let _ = child.wait().await;
+    assert!(created, "`rebuild messages` never created its version");
+    let vs = versions(&env).await;
+    assert!(
+        building(&vs, "messages"),
+        "the rebuild finished before it was killed: {vs:?}"
+    );
+    assert!(
+        !building(&vs, "channels") && !building(&vs, "conversations"),
+        "{vs:?}"
+    );
+
+    let (ok, out, err) = env
+        .projector_run(&["rebuild", "--all", "--resume"])
+        .await
+        .expect("resume");
+    assert!(ok, "resume of the set failed: {out}\n{err}");
+    let after = serving(&env).await;
+    for p in PROJECTIONS {
+        assert!(after[p] > before[p], "{p} was not switched: {after:?}");
+    }
+    assert!(
+        versions(&env).await.iter().all(|v| v.2 != "building"),
+        "a version was left building"
+    );
+    assert_equals_from_scratch(&env).await;
+}
+
 /// Publishes a record no decoder knows on a subject of the stream; returns its sequence.
 async fn publish_poison(env: &TestEnv) -> u64 {
     let client = async_nats::connect(&env.nats_url).await.expect("nats");

@@ -36,7 +36,7 @@ use std::time::Instant;
 pub enum Start {
     /// Start a new version (fails if one is being built).
     Fresh,
-    /// Continue the version being built.
+    /// Continue the version being built; start one for a projection that has none.
     Resume,
     /// Drop the version being built and stop.
     Discard,
@@ -76,6 +76,12 @@ pub struct Mismatch {
     pub report: String,
 }
 
+/// The versions a rebuild (or replay) of `projections` works on, in the order given.
+///
+/// `Fresh` and `Resume` create the versions they need in **one** transaction: killed while
+/// creating them, the operator finds either none or all of them, never a part of the set.
+/// `Resume` takes each projection's unfinished version and starts the ones that have none
+/// (after `projector rebuild messages` was killed, `rebuild --all --resume` goes on with all).
 async fn take_versions(
     ops: &Context,
     projections: &[Projection],
@@ -84,7 +90,7 @@ async fn take_versions(
     target: Option<u64>,
 ) -> anyhow::Result<Vec<Version>> {
     let mut client = ops.pool.get().await?;
-    let mut out = Vec::new();
+    let mut found = Vec::with_capacity(projections.len());
     for &p in projections {
         let existing = schema::find(&client, p, state)
             .await?
@@ -104,10 +110,7 @@ async fn take_versions(
                     v.version,
                     v.last_seq
                 );
-                out.push(v);
-            }
-            (Start::Resume, None) => {
-                anyhow::bail!("no {} version of {} to resume", state.as_str(), p.name())
+                found.push((p, Some(v)));
             }
             (Start::Fresh, Some(v)) if state == State::Building => anyhow::bail!(
                 "a rebuild of {} is unfinished (v{}, at event {}): continue it with \
@@ -117,13 +120,23 @@ async fn take_versions(
                 v.last_seq,
                 p.name()
             ),
-            (Start::Fresh, _) => {
-                let v = schema::create(&mut client, p, state, target).await?;
-                tracing::info!("created {} v{} in schema {}", p.name(), v.version, v.schema);
-                out.push(v);
-            }
+            (Start::Resume | Start::Fresh, _) => found.push((p, None)),
         }
     }
+    let tx = client.transaction().await?;
+    let mut out = Vec::with_capacity(found.len());
+    for (p, existing) in found {
+        let v = match existing {
+            Some(v) => v,
+            None => {
+                let v = schema::create(&tx, p, state, target).await?;
+                tracing::info!("created {} v{} in schema {}", p.name(), v.version, v.schema);
+                v
+            }
+        };
+        out.push(v);
+    }
+    tx.commit().await?;
     Ok(out)
 }
 
