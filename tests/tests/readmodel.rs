@@ -100,9 +100,11 @@ async fn a_fresh_version_has_exactly_the_shape_of_the_migrated_one() {
             p.name()
         );
         let mut conn = pool.get().await.expect("connection");
-        let fresh = schema::create(&mut conn, p, State::Building, None)
+        let tx = conn.transaction().await.expect("transaction");
+        let fresh = schema::create(&tx, p, State::Building, None)
             .await
             .expect("create version");
+        tx.commit().await.expect("commit");
         schema::finish_indexes(&mut conn, &fresh)
             .await
             .expect("deferred indexes");
