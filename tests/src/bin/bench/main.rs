@@ -28,7 +28,9 @@
 //! `BENCH_SECS` (measured seconds per run, default 10), `BENCH_WARMUP_SECS` (default 3),
 //! `BENCH_EVENTS` (S5 log size, default 1,000,000), `BENCH_DEPTH` (S3 channel depth, default
 //! 1,000,000), `BENCH_ONLY` (comma-separated subset of `s1`, `s5` (with S5b), `s5b`, `reads`, `realtime`;
-//! `reads` implies the S5 data).
+//! `reads` implies the S5 data), `BENCH_AB_QUERY_BIN` (another build's `query-svc`: the reads
+//! part also runs S3/S4 against it on the same data, alternating, and reports this build's rate
+//! as a ratio of that one's — the before/after of a change on the read path).
 
 /// The same allocator as the services, so the bare baseline handler runs on equal terms.
 #[global_allocator]

@@ -155,8 +155,24 @@ impl Bench {
         env: &[(String, String)],
         listen_var: &str,
     ) -> anyhow::Result<Proc> {
+        self.spawn_path(&self.bin_dir.join(bin), args, env, listen_var)
+            .await
+    }
+
+    /// [`Bench::spawn`] of the binary at `path` (e.g. another build, for an A/B run).
+    ///
+    /// # Errors
+    /// It cannot start or is not healthy within 30 s.
+    pub async fn spawn_path(
+        &self,
+        path: &std::path::Path,
+        args: &[&str],
+        env: &[(String, String)],
+        listen_var: &str,
+    ) -> anyhow::Result<Proc> {
+        let bin = path.display().to_string();
         let addr = free_addr()?;
-        let child = Command::new(self.bin_dir.join(bin))
+        let child = Command::new(path)
             .args(args)
             .envs(env.iter().cloned())
             .env(listen_var, &addr)
@@ -165,7 +181,7 @@ impl Bench {
             .spawn()
             .with_context(|| format!("starting {bin}"))?;
         let mut proc = Proc {
-            name: bin.to_owned(),
+            name: bin.clone(),
             base: format!("http://{addr}"),
             child,
         };

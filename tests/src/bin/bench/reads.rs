@@ -83,6 +83,22 @@ pub async fn run(bench: &Bench, data: &Data, report: &mut Report) -> anyhow::Res
     let (n_api, n_raw) = pair(bench, &query.base, &data.db, &key, &newest, &|| 0).await?;
     let (d_api, d_raw) = pair(bench, &query.base, &data.db, &key, &deep, &deep_arg).await?;
     let (c_api, c_raw) = pair(bench, &query.base, &data.db, &key, &conversations, &|| 0).await?;
+    if let Some(other) = std::env::var_os("BENCH_AB_QUERY_BIN") {
+        let other = std::path::PathBuf::from(other);
+        let b = bench
+            .spawn_path(&other, &[], &data.env, "PARLEY_QUERY_LISTEN")
+            .await?;
+        let zero = || 0u64;
+        let cases: [(&str, &Case, &(dyn Fn() -> u64 + Sync)); 3] = [
+            ("S3 A/B", &newest, &zero),
+            ("S3d A/B", &deep, &deep_arg),
+            ("S4 A/B", &conversations, &zero),
+        ];
+        for (id, case, arg) in cases {
+            report.add(compare(bench, id, case, arg, &query.base, &b.base, &other).await);
+        }
+        b.stop().await;
+    }
     query.stop().await;
 
     for (what, api, raw) in [
@@ -171,6 +187,66 @@ async fn pair(
     .await;
     println!("  API     {}: {}", (case.path)(arg()), api.line());
     Ok((api, raw))
+}
+
+/// Rounds of an A/B comparison.
+const AB_ROUNDS: usize = 3;
+
+/// `BENCH_AB_QUERY_BIN`: this build's query service (at `a`) against another build's (at `b`,
+/// the binary `other`) on the same data, [`AB_ROUNDS`] rounds alternating which goes first so
+/// that drift on a noisy machine falls on both; the row's ratio is A's mean rate over B's.
+/// A structural change is meant to stay within 5% (≥ 95%).
+async fn compare(
+    bench: &Bench,
+    id: &str,
+    case: &Case,
+    arg: &(dyn Fn() -> u64 + Sync),
+    a: &str,
+    b: &str,
+    other: &std::path::Path,
+) -> Row {
+    let (mut rates_a, mut rates_b) = (Vec::new(), Vec::new());
+    for round in 0..AB_ROUNDS {
+        let order = if round % 2 == 0 { [a, b] } else { [b, a] };
+        for base in order {
+            let s = drive(
+                WORKERS,
+                bench.warmup,
+                bench.measure,
+                api_op(base, case, arg),
+            )
+            .await;
+            let side = if base == a { "A" } else { "B" };
+            println!("  {id} round {round} {side}: {}", s.line());
+            if base == a {
+                &mut rates_a
+            } else {
+                &mut rates_b
+            }
+            .push(s.rate());
+        }
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let (ma, mb) = (mean(&rates_a), mean(&rates_b));
+    let list = |v: &[f64]| {
+        v.iter()
+            .map(|r| format!("{r:.0}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    Row {
+        id: id.into(),
+        what: format!(
+            "{}: this build (A) vs {} (B)",
+            (case.path)(0),
+            other.display()
+        ),
+        parley: format!("A {ma:.0}/s ({})", list(&rates_a)),
+        baseline: format!("B {mb:.0}/s ({})", list(&rates_b)),
+        ratio: format!("**{:.0}%**", 100.0 * ma / mb),
+        target: "≥ 95%".into(),
+        met: ma >= 0.95 * mb,
+    }
 }
 
 /// `GET {base}{path}` with the API key, one connection per worker.
