@@ -15,6 +15,9 @@ if [ ! -f "$dir/api_key" ]; then
   echo "dev-$(head -c 18 /dev/urandom | base64 | tr -dc 'a-zA-Z0-9')" >"$dir/api_key"
 fi
 key="$(cat "$dir/api_key")"
+if [ ! -f "$dir/master_key" ]; then
+  head -c 48 /dev/urandom | base64 | tr -dc 'a-zA-Z0-9' >"$dir/master_key"
+fi
 if [ ! -f "$dir/token_secret" ]; then
   head -c 48 /dev/urandom | base64 | tr -dc 'a-zA-Z0-9' >"$dir/token_secret"
 fi
@@ -24,6 +27,8 @@ bash deploy/infra.sh start "$dir"
 . "$dir/env"
 export PARLEY_API_KEYS="$key=dev"
 export PARLEY_TOKEN_SECRET="$(cat "$dir/token_secret")"
+# The admin API's key (docs/tenancy.md); kept in .run/dev/master_key.
+export PARLEY_MASTER_KEY="$(cat "$dir/master_key")"
 # Dev only: the browser client at / mints tokens for tenant `dev` without credentials.
 export PARLEY_DEV_TOKENS="${PARLEY_DEV_TOKENS:-1}"
 export PARLEY_DEV_TENANT=dev
@@ -73,6 +78,7 @@ Parley is running (Ctrl-C stops everything):
   NATS             $PARLEY_NATS_URL
   Postgres         $PARLEY_DATABASE_URL
 API key: $key
+Master key: $PARLEY_MASTER_KEY   (admin API, docs/tenancy.md)
 
 MSG
 wait -n "${pids[@]}" || true

@@ -15,6 +15,8 @@ pub struct Config {
     pub cache_channels: usize,
     /// `PARLEY_MAX_ACK_INFLIGHT`: unacked JetStream publishes, default 20000.
     pub max_ack_inflight: usize,
+    /// `PARLEY_MASTER_KEY`: the admin API's key (≥ 32 bytes); unset, the admin API is off.
+    pub master_key: Option<String>,
 }
 
 impl Config {
@@ -29,6 +31,7 @@ impl Config {
             max_payload_bytes: src.parse("max_payload_bytes", 65536usize)?,
             cache_channels: src.parse("cache_channels", 100_000usize)?,
             max_ack_inflight: src.parse("max_ack_inflight", 20_000usize)?,
+            master_key: src.get("master_key").filter(|k| !k.is_empty()),
         })
     }
 }

@@ -13,6 +13,7 @@
 //! - [`log`]: appending and loading channel state (read-model snapshot + log tail).
 //! - [`api`]: REST shapes and handlers (poem-openapi).
 //! - [`socket`]: socket commands (send, read) as a NATS service.
+//! - [`tenancy`]: the tenancy commands (admin API, token revocation) on the tenancy log.
 //! - [`ops`]: what `/ready` checks (the probes are [`platform::probes`]).
 
 pub mod api;
@@ -23,6 +24,7 @@ pub mod executor;
 pub mod log;
 pub mod ops;
 pub mod socket;
+pub mod tenancy;
 
 pub use config::Config;
 
@@ -64,6 +66,7 @@ async fn run(
 ) -> anyhow::Result<()> {
     let _ = platform::telemetry::metrics();
     let keys = platform::auth::ApiKeys::load(&config.common.api_keys)?;
+    let master = api::admin::MasterKey::new(config.master_key.as_deref())?;
     // The projector migrates; this service only waits until it has.
     if !readmodel::migrate::wait_until_current(&config.common.database_url, stop.clone().wait())
         .await?
@@ -81,9 +84,22 @@ async fn run(
             .await?;
     let pool = platform::db::pool(&config.common.database_url, config.common.db_pool_size)?;
     let subjects = events::subject::Subjects::new(config.common.subject_root.clone());
+    let tasks = platform::shutdown::Tasks::new();
+    let (live, follow) = ::tenancy::Live::start(
+        js.clone(),
+        ::tenancy::live::stream_name(&config.common.stream),
+        subjects.clone(),
+        stop.clone().wait(),
+    )
+    .await?;
+    tasks.spawn("tenancy watcher", follow);
+    live.replayed().await?;
+    let keys = keys.with_live(live.clone());
+    let tenancy = tenancy::Tenancy::new(js.clone(), subjects.clone(), live.clone());
     let log = log::EventLog::new(js, stream, subjects.clone(), pool.clone());
     let tokens =
-        platform::token::UserTokens::new(config.common.token_secret.as_deref(), keys.tenants())?;
+        platform::token::UserTokens::new(config.common.token_secret.as_deref(), keys.tenants())?
+            .with_live(live);
     let state = api::AppState {
         commands: commands::Commands::new(
             executor::Executor::new(log, config.cache_channels),
@@ -104,6 +120,10 @@ async fn run(
         api::tokens::TokensApi {
             state: state.clone(),
         },
+        api::admin::RevokeApi {
+            tenancy: tenancy.clone(),
+        },
+        api::admin::AdminApi { tenancy },
         platform::probes::ProbesApi::new(std::sync::Arc::new(ops::CommandProbe {
             nats: nats.clone(),
             pool,
@@ -121,13 +141,13 @@ async fn run(
         .at("/openapi.json", docs.spec_endpoint())
         .nest("/docs", docs.ui_endpoint())
         .data(keys)
+        .data(master)
         .data(platform::http::BodyRules {
             max_payload_bytes: config.max_payload_bytes,
             timeout: config.common.http.body_timeout,
         })
         .with(platform::edge::Edge::new("command_svc", routes));
     let socket = socket::start(&nats, &subjects).await?;
-    let tasks = platform::shutdown::Tasks::new();
     tasks.spawn(
         "socket commands",
         socket.serve(subjects, state.commands.clone(), stop.clone().wait()),

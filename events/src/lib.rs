@@ -16,6 +16,8 @@
 //!   answers; also the wire format of socket commands over NATS request/reply.
 //! - [`codec`]: JSON encoding, decoding and upcasting of old versions.
 //! - [`digest`]: [`digest::payload_digest`], what a retried send is compared by.
+//! - [`tenancy`]: the control-plane log (tenants, API keys, user-token revocations), its
+//!   settings rules and codec.
 //! - [`text`]: the rules of free-text fields (group names …) for the command edge, and
 //!   [`text::storable`], which projections write every free-text value through.
 
@@ -25,6 +27,7 @@ pub mod digest;
 pub mod event;
 pub mod ids;
 pub mod subject;
+pub mod tenancy;
 pub mod text;
 
 pub use codec::{decode, encode, DecodeError};

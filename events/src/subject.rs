@@ -15,6 +15,7 @@
 //! |---|---|
 //! | `<root>_cmd.<tenant>.send`, `<root>_cmd.<tenant>.read` | commands from end users' sockets, request/reply to the command service (queue group) |
 //! | `<root>_rt.<tenant>.typing` | typing notices between query-svc instances (core NATS) |
+//! | `<root>_tenancy.<tenant>.t`, `<root>_tenancy.<tenant>.u` | the tenancy log ([`crate::tenancy`]): tenants and keys; user-token revocations — a stream of its own |
 //!
 //! and the key-value bucket `<root>_presence` holds who is online.
 //!
@@ -159,6 +160,23 @@ impl Subjects {
     /// Every tenant's typing notices: `<root>_rt.*.typing`.
     pub fn all_typing(&self) -> String {
         format!("{}_rt.*.typing", self.root)
+    }
+
+    /// The tenancy log subject of `tenant`'s own record (creation, updates, API keys):
+    /// `<root>_tenancy.<tenant>.t`. One subject per tenant, so creation can demand an empty
+    /// subject (`Nats-Expected-Last-Subject-Sequence: 0`) and updates the one they read.
+    pub fn tenancy(&self, tenant: &TenantId) -> String {
+        format!("{}_tenancy.{}.t", self.root, token(tenant.as_str()))
+    }
+
+    /// The tenancy log subject of `tenant`'s user-token revocations: `<root>_tenancy.<tenant>.u`.
+    pub fn tenancy_users(&self, tenant: &TenantId) -> String {
+        format!("{}_tenancy.{}.u", self.root, token(tenant.as_str()))
+    }
+
+    /// Every tenancy subject, the tenancy stream's filter: `<root>_tenancy.>`.
+    pub fn tenancy_all(&self) -> String {
+        format!("{}_tenancy.>", self.root)
     }
 
     /// The presence key-value bucket: `<root>_presence`.

@@ -32,6 +32,16 @@ pub const GROUP_NAME: TextRule = TextRule {
     line_breaks: false,
 };
 
+/// A tenant's display name (admin API): 1–256 bytes, no control characters.
+pub const TENANT_NAME: TextRule = GROUP_NAME;
+
+/// An API key's label (admin API): 1–200 bytes, no control characters.
+pub const KEY_LABEL: TextRule = TextRule {
+    min_bytes: 1,
+    max_bytes: 200,
+    line_breaks: false,
+};
+
 /// Why a value broke its [`TextRule`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TextError {

@@ -1,19 +1,60 @@
 //! API keys: `Authorization: Bearer <key>` resolves to a tenant.
 //!
-//! Keys come from `PARLEY_API_KEYS` as `key=tenant` pairs separated by commas. Lookups compare
-//! SHA-256 digests, so a key is never kept or compared as plain text after start-up.
+//! Keys come from two places:
+//! - **bootstrap keys**, `PARLEY_API_KEYS` as `key=tenant` pairs separated by commas, looked up
+//!   by SHA-256 digest, so a key is never kept or compared as plain text after start-up;
+//! - **live keys** minted by the admin API (`pk_…`), answered by a [`LiveTenancy`]
+//!   ([`ApiKeys::with_live`]): revoked or expired ones are refused by name, and every call of a
+//!   suspended tenant, with either kind of key or a user token, is 403 `TENANT_SUSPENDED`.
 
 use crate::error::ApiError;
+use crate::live::{KeyRefusal, LiveTenancy};
 use crate::token::{TokenError, UserClaims, UserTokens};
 use events::{TenantId, Uid};
 use poem::IntoResponse as _;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// The configured keys.
 #[derive(Debug, Clone, Default)]
 pub struct ApiKeys {
     by_digest: HashMap<[u8; 32], TenantId>,
+    live: Option<Arc<dyn LiveTenancy>>,
+}
+
+/// Why an API key is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyError {
+    /// Neither a bootstrap key nor a live one.
+    Unknown,
+    /// A live key that was revoked.
+    Revoked,
+    /// A live key past its `expires_at`.
+    Expired,
+    /// The key's tenant is suspended.
+    Suspended(TenantId),
+}
+
+impl From<KeyError> for ApiError {
+    fn from(e: KeyError) -> Self {
+        match e {
+            KeyError::Unknown => ApiError::unauthorized(
+                "missing or unknown API key: send Authorization: Bearer <API key>",
+            ),
+            KeyError::Revoked => ApiError::unauthorized("API key revoked"),
+            KeyError::Expired => ApiError::unauthorized("API key expired"),
+            KeyError::Suspended(t) => suspended(&t),
+        }
+    }
+}
+
+/// 403 `TENANT_SUSPENDED`.
+pub fn suspended(tenant: &TenantId) -> ApiError {
+    ApiError::forbidden(
+        "TENANT_SUSPENDED",
+        format!("tenant {} is suspended", tenant.as_str()),
+    )
 }
 
 /// `PARLEY_API_KEYS` is malformed.
@@ -56,7 +97,47 @@ impl ApiKeys {
             })?;
             by_digest.insert(digest(key), tenant);
         }
-        Ok(Self { by_digest })
+        Ok(Self {
+            by_digest,
+            live: None,
+        })
+    }
+
+    /// These keys and the live ones of `live`, whose suspensions apply to both.
+    pub fn with_live(mut self, live: Arc<dyn LiveTenancy>) -> Self {
+        self.live = Some(live);
+        self
+    }
+
+    /// The live tenancy state, if any.
+    pub fn live(&self) -> Option<&Arc<dyn LiveTenancy>> {
+        self.live.as_ref()
+    }
+
+    /// The tenant of `key`: a bootstrap key, else a live one; then the tenant must not be
+    /// suspended.
+    ///
+    /// # Errors
+    /// [`KeyError`] saying why the key is refused.
+    pub fn resolve(&self, key: &str) -> Result<TenantId, KeyError> {
+        let tenant = match self.by_digest.get(&digest(key)) {
+            Some(t) => t.clone(),
+            None => match self.live.as_ref().and_then(|l| l.tenant_of_key(key)) {
+                Some(Ok(t)) => t,
+                Some(Err(KeyRefusal::Revoked)) => return Err(KeyError::Revoked),
+                Some(Err(KeyRefusal::Expired)) => return Err(KeyError::Expired),
+                None => return Err(KeyError::Unknown),
+            },
+        };
+        if self.is_suspended(&tenant) {
+            return Err(KeyError::Suspended(tenant));
+        }
+        Ok(tenant)
+    }
+
+    /// Whether `tenant` is suspended.
+    pub fn is_suspended(&self, tenant: &TenantId) -> bool {
+        self.live.as_ref().is_some_and(|l| l.suspended(tenant))
     }
 
     /// [`ApiKeys::parse`] for a service start-up: also warns when no key is configured.
@@ -71,9 +152,9 @@ impl ApiKeys {
         Ok(keys)
     }
 
-    /// The tenant of `key`, if it is configured.
+    /// The tenant of `key`, if it is usable ([`ApiKeys::resolve`] says why not).
     pub fn tenant(&self, key: &str) -> Option<TenantId> {
-        self.by_digest.get(&digest(key)).cloned()
+        self.resolve(key).ok()
     }
 
     /// Every tenant that has a key.
@@ -107,7 +188,9 @@ mod tests {
 // The security scheme of the command service (its doc comment below is the OpenAPI text):
 // the key is resolved to its tenant by the `ApiKeys` injected with `EndpointExt::data`.
 /// `Authorization: Bearer <API key>`. The key selects the tenant every command acts in (keys
-/// are configured in `PARLEY_API_KEYS`). A missing or unknown key is 401 `UNAUTHORIZED`.
+/// are minted by the admin API, or configured in `PARLEY_API_KEYS` as bootstrap keys). A
+/// missing, unknown, revoked or expired key is 401 `UNAUTHORIZED` saying which; any call of a
+/// suspended tenant is 403 `TENANT_SUSPENDED`.
 #[derive(poem_openapi::SecurityScheme)]
 #[oai(ty = "bearer", checker = "tenant_of_bearer")]
 pub struct TenantAuth(pub TenantId);
@@ -115,8 +198,10 @@ pub struct TenantAuth(pub TenantId);
 async fn tenant_of_bearer(
     req: &poem::Request,
     bearer: poem_openapi::auth::Bearer,
-) -> Option<TenantId> {
-    req.data::<ApiKeys>()?.tenant(&bearer.token)
+) -> poem::Result<TenantId> {
+    let keys = req.data::<ApiKeys>().cloned().unwrap_or_default();
+    keys.resolve(&bearer.token)
+        .map_err(|e| poem::Error::from_response(ApiError::from(e).into_response()))
 }
 
 /// Who is calling a read endpoint.
@@ -185,11 +270,18 @@ async fn caller_of_bearer(
 /// # Errors
 /// 401 `UNAUTHORIZED` naming the reason.
 pub fn resolve_bearer(req: &poem::Request, credential: &str) -> Result<Caller, ApiError> {
-    if let Some(t) = req.data::<ApiKeys>().and_then(|k| k.tenant(credential)) {
-        return Ok(Caller::Service(t));
+    let keys = req.data::<ApiKeys>().cloned().unwrap_or_default();
+    match keys.resolve(credential) {
+        Ok(t) => return Ok(Caller::Service(t)),
+        Err(KeyError::Unknown) => {}
+        Err(e) => return Err(e.into()),
     }
     let tokens = req.data::<UserTokens>().cloned().unwrap_or_default();
-    verify_user(&tokens, credential).map(Caller::User)
+    let claims = verify_user(&tokens, credential)?;
+    if keys.is_suspended(&claims.tenant) {
+        return Err(suspended(&claims.tenant));
+    }
+    Ok(Caller::User(claims))
 }
 
 /// Verifies a user token.

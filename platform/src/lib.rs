@@ -31,6 +31,7 @@ pub mod db;
 pub mod edge;
 pub mod error;
 pub mod http;
+pub mod live;
 pub mod log;
 pub mod openapi;
 pub mod params;

@@ -9,10 +9,12 @@
 //!   that leaks from one tenant forges nothing in another. Only configured tenants (those of
 //!   `PARLEY_API_KEYS`, plus the dev tenant where enabled) have a key.
 
+use crate::live::LiveTenancy;
 use events::{TenantId, Uid};
 use hmac::{Hmac, Mac};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use sha2::Sha256;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -67,6 +69,8 @@ pub struct UserClaims {
     pub device_flag: DeviceFlag,
     /// When the token stops being valid, seconds since the Unix epoch (`exp`).
     pub expires_at_s: u64,
+    /// When it was issued, seconds since the Unix epoch (`iat`; 0 if absent).
+    pub issued_at_s: u64,
 }
 
 /// A freshly minted token.
@@ -96,6 +100,10 @@ pub enum TokenError {
     /// `exp` has passed.
     #[error("token expired")]
     Expired,
+    /// The user's tokens were revoked (`POST /v1/users/{uid}/tokens/revoke`) after this one
+    /// was issued.
+    #[error("token revoked")]
+    Revoked,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -103,20 +111,25 @@ struct Claims {
     sub: String,
     tid: String,
     dev: DeviceFlag,
+    #[serde(default)]
     iat: u64,
     exp: u64,
     aud: String,
 }
 
+#[derive(Clone)]
 struct TenantKey {
     encoding: EncodingKey,
     decoding: DecodingKey,
 }
 
-/// Mints and verifies user tokens for the configured tenants. Cheap to clone.
+/// Mints and verifies user tokens for the configured tenants (and, with
+/// [`UserTokens::with_live`], the tenants created at run time). Cheap to clone.
 #[derive(Clone, Default)]
 pub struct UserTokens {
     keys: Arc<HashMap<TenantId, TenantKey>>,
+    secret: Option<Arc<[u8]>>,
+    live: Option<Arc<dyn LiveTenancy>>,
     enabled: bool,
 }
 
@@ -181,8 +194,33 @@ impl UserTokens {
             .collect();
         Ok(Self {
             keys: Arc::new(keys),
+            secret: Some(Arc::from(secret.as_bytes())),
+            live: None,
             enabled: true,
         })
+    }
+
+    /// These tokens, also for every tenant `live` knows, and refusing tokens `live` says were
+    /// revoked.
+    pub fn with_live(mut self, live: Arc<dyn LiveTenancy>) -> Self {
+        self.live = Some(live);
+        self
+    }
+
+    /// The key of `tenant`: configured at start, or derived for a tenant the live state knows.
+    fn key_of(&self, tenant: &TenantId) -> Option<Cow<'_, TenantKey>> {
+        if let Some(k) = self.keys.get(tenant) {
+            return Some(Cow::Borrowed(k));
+        }
+        let secret = self.secret.as_deref()?;
+        if !self.live.as_ref().is_some_and(|l| l.knows(tenant)) {
+            return None;
+        }
+        let k = derive(secret, tenant);
+        Some(Cow::Owned(TenantKey {
+            encoding: EncodingKey::from_secret(&k),
+            decoding: DecodingKey::from_secret(&k),
+        }))
     }
 
     /// Whether a secret is configured.
@@ -202,7 +240,14 @@ impl UserTokens {
         device_flag: DeviceFlag,
         ttl_s: u64,
     ) -> Result<Minted, TokenError> {
-        let iat = now_s();
+        // A token minted in the second of a revocation would be void at once (`iat` has
+        // second resolution): it is dated the next second instead.
+        let revoked = self
+            .live
+            .as_ref()
+            .and_then(|l| l.tokens_revoked_at(tenant, uid))
+            .map_or(0, |r| r.saturating_add(1));
+        let iat = now_s().max(revoked);
         self.mint_at(tenant, uid, device_flag, iat, iat.saturating_add(ttl_s))
     }
 
@@ -222,7 +267,7 @@ impl UserTokens {
         if !self.enabled {
             return Err(TokenError::Disabled);
         }
-        let key = self.keys.get(tenant).ok_or(TokenError::UnknownTenant)?;
+        let key = self.key_of(tenant).ok_or(TokenError::UnknownTenant)?;
         let mut header = Header::new(Algorithm::HS256);
         header.kid = Some(tenant.as_str().to_owned());
         let claims = Claims {
@@ -258,7 +303,7 @@ impl UserTokens {
             .as_deref()
             .and_then(|k| TenantId::parse(k).ok())
             .ok_or(TokenError::UnknownTenant)?;
-        let key = self.keys.get(&tenant).ok_or(TokenError::UnknownTenant)?;
+        let key = self.key_of(&tenant).ok_or(TokenError::UnknownTenant)?;
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
         validation.set_audience(&[AUDIENCE]);
@@ -279,11 +324,21 @@ impl UserTokens {
             return Err(TokenError::Expired);
         }
         let uid = Uid::parse(c.sub).map_err(|_| TokenError::Malformed)?;
+        if let Some(revoked) = self
+            .live
+            .as_ref()
+            .and_then(|l| l.tokens_revoked_at(&tenant, &uid))
+        {
+            if c.iat <= revoked {
+                return Err(TokenError::Revoked);
+            }
+        }
         Ok(UserClaims {
             tenant,
             uid,
             device_flag: c.dev,
             expires_at_s: c.exp,
+            issued_at_s: c.iat,
         })
     }
 }

@@ -39,8 +39,20 @@ pub async fn build(config: &Config, keys: ApiKeys, stop: &Shutdown) -> anyhow::R
     .context("connecting to NATS")?;
     let mut tenants: Vec<events::TenantId> = keys.tenants().collect();
     tenants.extend(config.dev_tenant.clone());
-    let tokens = UserTokens::new(config.common.token_secret.as_deref(), tenants)?;
     let tasks = Tasks::new();
+    let (live, follow) = tenancy::Live::start(
+        jetstream.clone(),
+        tenancy::live::stream_name(&config.common.stream),
+        Subjects::new(config.common.subject_root.clone()),
+        stop.clone().wait(),
+    )
+    .await
+    .context("opening the tenancy log")?;
+    tasks.spawn("tenancy watcher", follow);
+    live.replayed().await?;
+    let keys = keys.with_live(live.clone());
+    let tokens =
+        UserTokens::new(config.common.token_secret.as_deref(), tenants)?.with_live(live.clone());
     let checkpoints = Arc::new(Checkpoints::default());
     tasks.spawn(
         "checkpoint watcher",
@@ -94,6 +106,7 @@ pub async fn build(config: &Config, keys: ApiKeys, stop: &Shutdown) -> anyhow::R
         stop: stop.clone(),
         typing: typing.clone(),
         tasks: tasks.clone(),
+        tenancy: live,
     });
     let app =
         api::app(state, keys, rt, config.dev_tenant.clone()).data(platform::http::BodyRules {

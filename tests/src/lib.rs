@@ -18,6 +18,8 @@ use tokio::task::JoinHandle;
 pub const KEY_ACME: &str = "test-key-acme-0123456789";
 /// API key of tenant `globex`.
 pub const KEY_GLOBEX: &str = "test-key-globex-0123456789";
+/// `PARLEY_MASTER_KEY` (the admin API's) of every test environment's command service.
+pub const MASTER_KEY: &str = "test-master-key-0123456789abcdef0123";
 /// `PARLEY_TOKEN_SECRET` of every test environment.
 pub const TOKEN_SECRET: &str = "test-token-secret-0123456789abcdef";
 
@@ -209,6 +211,7 @@ impl TestEnv {
             max_payload_bytes: 65536,
             cache_channels: 100_000,
             max_ack_inflight: 20_000,
+            master_key: Some(MASTER_KEY.into()),
         };
         tweak(&mut config);
         spawn_http(|acceptor, stop| command_svc::serve(config, acceptor, stop)).await
@@ -319,7 +322,8 @@ impl TestEnv {
                 "PARLEY_API_KEYS",
                 format!("{KEY_ACME}=acme,{KEY_GLOBEX}=globex"),
             )
-            .env("PARLEY_TOKEN_SECRET", TOKEN_SECRET);
+            .env("PARLEY_TOKEN_SECRET", TOKEN_SECRET)
+            .env("PARLEY_MASTER_KEY", MASTER_KEY);
         cmd
     }
 
@@ -474,6 +478,19 @@ impl Api {
         Self::answer(r).await
     }
 
+    /// `PATCH path` with a JSON body → (status, JSON).
+    ///
+    /// # Errors
+    /// Transport errors or a non-JSON answer.
+    pub async fn patch(&self, path: &str, body: &Value) -> anyhow::Result<(u16, Value)> {
+        let r = self
+            .req(reqwest::Method::PATCH, path)
+            .json(body)
+            .send()
+            .await?;
+        Self::answer(r).await
+    }
+
     /// `DELETE path` → (status, JSON).
     ///
     /// # Errors
@@ -495,6 +512,9 @@ impl Api {
     async fn answer(r: reqwest::Response) -> anyhow::Result<(u16, Value)> {
         let status = r.status().as_u16();
         let text = r.text().await?;
+        if text.is_empty() && status == 204 {
+            return Ok((status, Value::Null));
+        }
         let json = serde_json::from_str(&text)
             .with_context(|| format!("status {status}, non-JSON body: {text}"))?;
         Ok((status, json))

@@ -291,12 +291,34 @@ async fn every_example_succeeds_and_every_answer_matches_its_schema() {
         q.run_example(&id, auth, &overrides).await;
     }
     c.run_example("disband_channel", key, &[]).await;
+    c.run_example("revoke_user_tokens", key, &[]).await;
+
+    // The admin API, with the master key.
+    let master = Some(MASTER_KEY);
+    let created = c.run_example("create_tenant", master, &[]).await;
+    let tenant = created["tenant"]["tenant_id"].as_str().expect("tenant_id");
+    assert_eq!(tenant, "initech", "{created}");
+    c.run_example("list_tenants", master, &[]).await;
+    c.run_example("get_tenant", master, &[]).await;
+    c.run_example("update_tenant", master, &[]).await;
+    let key_made = c.run_example("create_key", master, &[]).await;
+    c.run_example("list_keys", master, &[]).await;
+    let key_id = key_made["key_id"].as_str().expect("key_id").to_owned();
+    let (method, path, _) = c.example("revoke_key", &[("key_id", key_id)]);
+    let (status, ct, text) = c.send(&method, &path, None, master).await;
+    assert_eq!(status, 204, "revoke_key: {text}");
+    assert!(ct.is_empty() && text.is_empty(), "{ct} {text}");
 
     // Errors a client provokes: no credentials, a malformed path parameter, a body with an
     // unknown field. Each must be documented for the operation and match its schema.
     for spec in [&c, &q] {
         for id in spec.operation_ids() {
             let (method, path, body) = spec.example(&id, &[]);
+            let key = if path.starts_with("/v1/admin/") {
+                master
+            } else {
+                key
+            };
             if spec.secured(&id) {
                 let (status, ct, text) = spec.send(&method, &path, body.as_ref(), None).await;
                 assert_eq!(status, 401, "{id} without credentials: {text}");

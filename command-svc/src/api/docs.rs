@@ -17,14 +17,16 @@ pub enum ApiTags {
     Reads,
     /// End-user tokens for the query service.
     Tokens,
+    /// Tenants and their API keys (master key; see `docs/tenancy.md`).
+    Admin,
 }
 
 error_set!(
     /// `POST /v1/messages`.
     pub SendErrors {
         400 => "A field is missing, malformed or unknown (`VALIDATION_ERROR`, `INVALID_JSON`; `field` names it).",
-        401 => "Missing or unknown API key (`UNAUTHORIZED`).",
-        403 => "`from_uid` is not a member of the group, or not one of the personal channel's two users (`NOT_A_MEMBER`).",
+        401 => "Missing, unknown, revoked or expired API key (`UNAUTHORIZED`).",
+        403 => "`from_uid` is not a member of the group, or not one of the personal channel's two users (`NOT_A_MEMBER`), or the tenant is suspended (`TENANT_SUSPENDED`).",
         404 => "The group does not exist or was disbanded (`CHANNEL_NOT_FOUND`).",
         408 => "The request body did not arrive within the body timeout (`BODY_TIMEOUT`).",
         409 => "`client_msg_no` was used before with another payload (`IDEMPOTENCY_CONFLICT`).",
@@ -39,7 +41,8 @@ error_set!(
     /// `POST /v1/messages/batch` (each item's own error is in its result).
     pub BatchErrors {
         400 => "The body is malformed, a field of an item is malformed or unknown, or `messages` holds 0 or more than 1000 items (`field` names it).",
-        401 => "Missing or unknown API key (`UNAUTHORIZED`).",
+        401 => "Missing, unknown, revoked or expired API key (`UNAUTHORIZED`).",
+        403 => "The tenant is suspended (`TENANT_SUSPENDED`).",
         408 => "The request body did not arrive within the body timeout (`BODY_TIMEOUT`).",
         413 => "The body exceeds its limit (`PAYLOAD_TOO_LARGE`).",
         415 => "The body is not `application/json` (`UNSUPPORTED_MEDIA_TYPE`).",
@@ -51,7 +54,8 @@ error_set!(
     /// `POST /v1/channels`.
     pub CreateErrors {
         400 => "A field is missing, malformed or unknown (`field` names it).",
-        401 => "Missing or unknown API key (`UNAUTHORIZED`).",
+        401 => "Missing, unknown, revoked or expired API key (`UNAUTHORIZED`).",
+        403 => "The tenant is suspended (`TENANT_SUSPENDED`).",
         408 => "The request body did not arrive within the body timeout (`BODY_TIMEOUT`).",
         409 => "The id is in use, or was used by a disbanded group: ids are never reused (`CHANNEL_EXISTS`).",
         413 => "The body exceeds its limit (`PAYLOAD_TOO_LARGE`).",
@@ -65,7 +69,8 @@ error_set!(
     /// `DELETE /v1/channels/{channel_id}` and `DELETE …/members/{uid}`.
     pub GroupPathErrors {
         400 => "A path parameter is malformed (`field` names it).",
-        401 => "Missing or unknown API key (`UNAUTHORIZED`).",
+        401 => "Missing, unknown, revoked or expired API key (`UNAUTHORIZED`).",
+        403 => "The tenant is suspended (`TENANT_SUSPENDED`).",
         404 => "The group does not exist or was disbanded (`CHANNEL_NOT_FOUND`), or the uid is not a member (`MEMBER_NOT_FOUND`).",
         500 => "Unexpected server fault (`INTERNAL`); logged.",
         503 => "The event log or Postgres is unavailable (`LOG_UNAVAILABLE`, `DATABASE_UNAVAILABLE`, `CONTENTION`): retry.",
@@ -76,7 +81,8 @@ error_set!(
     /// `POST /v1/channels/{channel_id}/members`.
     pub AddErrors {
         400 => "A field is missing, malformed or unknown, or `uids` is empty or longer than 1000 (`field` names it).",
-        401 => "Missing or unknown API key (`UNAUTHORIZED`).",
+        401 => "Missing, unknown, revoked or expired API key (`UNAUTHORIZED`).",
+        403 => "The tenant is suspended (`TENANT_SUSPENDED`).",
         404 => "The group does not exist or was disbanded (`CHANNEL_NOT_FOUND`).",
         408 => "The request body did not arrive within the body timeout (`BODY_TIMEOUT`).",
         413 => "The body exceeds its limit (`PAYLOAD_TOO_LARGE`).",
@@ -90,8 +96,8 @@ error_set!(
     /// `POST /v1/users/{uid}/conversations/{channel_type}/{channel_id}/read`.
     pub ReadErrors {
         400 => "A field or path parameter is missing, malformed or unknown (`field` names it).",
-        401 => "Missing or unknown API key (`UNAUTHORIZED`).",
-        403 => "`uid` is not a member of the group (`NOT_A_MEMBER`).",
+        401 => "Missing, unknown, revoked or expired API key (`UNAUTHORIZED`).",
+        403 => "`uid` is not a member of the group (`NOT_A_MEMBER`), or the tenant is suspended (`TENANT_SUSPENDED`).",
         404 => "The group does not exist (`CHANNEL_NOT_FOUND`), or the personal conversation has no message yet (`CONVERSATION_NOT_FOUND`).",
         408 => "The request body did not arrive within the body timeout (`BODY_TIMEOUT`).",
         413 => "The body exceeds its limit (`PAYLOAD_TOO_LARGE`).",
@@ -105,7 +111,8 @@ error_set!(
     /// `POST /v1/users/{uid}/tokens`.
     pub TokenErrors {
         400 => "A field or the uid is malformed or unknown, or out of range (`field` names it).",
-        401 => "Missing or unknown API key (`UNAUTHORIZED`).",
+        401 => "Missing, unknown, revoked or expired API key (`UNAUTHORIZED`).",
+        403 => "The tenant is suspended (`TENANT_SUSPENDED`).",
         408 => "The request body did not arrive within the body timeout (`BODY_TIMEOUT`).",
         413 => "The body exceeds its limit (`PAYLOAD_TOO_LARGE`).",
         415 => "The body is not `application/json` (`UNSUPPORTED_MEDIA_TYPE`).",
@@ -113,6 +120,55 @@ error_set!(
         503 => "The service has no `PARLEY_TOKEN_SECRET` (`TOKENS_DISABLED`).",
     }
 );
+
+error_set!(
+    /// The admin API's tenant operations.
+    pub AdminErrors {
+        400 => "A field, path parameter or the cursor is malformed, unknown or out of range (`VALIDATION_ERROR`, `INVALID_CURSOR`; `field` names it).",
+        401 => "Missing or wrong master key (`UNAUTHORIZED`).",
+        403 => "A tenant API key was sent instead of the master key (`FORBIDDEN`).",
+        404 => "No such tenant (`TENANT_NOT_FOUND`), or the admin API is off (`ADMIN_DISABLED`).",
+        408 => "The request body did not arrive within the body timeout (`BODY_TIMEOUT`).",
+        409 => "The tenant id is taken (`TENANT_EXISTS`).",
+        413 => "The body exceeds its limit (`PAYLOAD_TOO_LARGE`).",
+        415 => "The body is not `application/json` (`UNSUPPORTED_MEDIA_TYPE`).",
+        500 => "Unexpected server fault (`INTERNAL`); logged.",
+        503 => "The tenancy log is unavailable, or other writers kept changing the tenant (`LOG_UNAVAILABLE`, `CONTENTION`): retry.",
+    }
+);
+
+error_set!(
+    /// `DELETE /v1/admin/tenants/{tenant_id}/keys/{key_id}`.
+    pub AdminKeyErrors {
+        400 => "A path parameter is malformed (`field` names it).",
+        401 => "Missing or wrong master key (`UNAUTHORIZED`).",
+        403 => "A tenant API key was sent instead of the master key (`FORBIDDEN`).",
+        404 => "No such tenant (`TENANT_NOT_FOUND`) or key (`KEY_NOT_FOUND`), or the admin API is off (`ADMIN_DISABLED`).",
+        500 => "Unexpected server fault (`INTERNAL`); logged.",
+        503 => "The tenancy log is unavailable (`LOG_UNAVAILABLE`): retry.",
+    }
+);
+
+error_set!(
+    /// `POST /v1/users/{uid}/tokens/revoke`.
+    pub RevokeErrors {
+        400 => "The uid is malformed (`field` names it).",
+        401 => "Missing, unknown, revoked or expired API key (`UNAUTHORIZED`).",
+        403 => "The tenant is suspended (`TENANT_SUSPENDED`).",
+        500 => "Unexpected server fault (`INTERNAL`); logged.",
+        503 => "The tenancy log is unavailable (`LOG_UNAVAILABLE`): retry.",
+    }
+);
+
+/// Example tenant of the admin paths.
+pub fn initech() -> platform::params::Id {
+    platform::params::Id("initech".into())
+}
+
+/// Example key id of the admin paths.
+pub fn key_id() -> String {
+    "0123456789abcdef".into()
+}
 
 /// Example uid of a path: the user the examples act as.
 pub fn alice() -> platform::params::Id {

@@ -5,9 +5,11 @@
 //! - [`channels`]: group lifecycle and members
 //! - [`reads`]: read positions
 //! - [`tokens`]: end-user tokens
+//! - [`admin`]: the admin API (tenants, API keys; master key) and token revocation
 //! - [`errors`]: a command's error → HTTP
 //! - [`docs`]: each operation's error statuses, the operation tags, path-parameter examples
 
+pub mod admin;
 pub mod channels;
 pub mod docs;
 pub mod errors;

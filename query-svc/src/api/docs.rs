@@ -10,8 +10,8 @@ error_set!(
     /// `GET /v1/messages/{message_id}`.
     pub MessageErrors {
         400 => "A parameter is missing or malformed: `uid` with an API key, an id, a number, `limit` out of range (`VALIDATION_ERROR`; `field` names it).",
-        401 => "Missing, unknown, expired or forged credentials (`UNAUTHORIZED`).",
-        403 => "The viewer is not a member of the group (`NOT_A_MEMBER`), or a user token names another `uid` (`FORBIDDEN_UID`).",
+        401 => "Missing, unknown, expired, revoked or forged credentials (`UNAUTHORIZED`).",
+        403 => "The viewer is not a member of the group (`NOT_A_MEMBER`), or a user token names another `uid` (`FORBIDDEN_UID`), or the tenant is suspended (`TENANT_SUSPENDED`).",
         404 => "The group, or the message, does not exist (`CHANNEL_NOT_FOUND`, `MESSAGE_NOT_FOUND`).",
         500 => "Unexpected server fault (`INTERNAL`); logged.",
         503 => "The projections did not reach `min_event_seq` in time (`PROJECTION_LAGGING`), or Postgres is unavailable (`DATABASE_UNAVAILABLE`).",
@@ -22,8 +22,8 @@ error_set!(
     /// `GET /v1/users/{uid}/conversations`.
     pub ConversationErrors {
         400 => "A parameter is malformed, or `cursor` is not a `next_cursor` this service returned (`VALIDATION_ERROR`, `INVALID_CURSOR`; `field` names it).",
-        401 => "Missing, unknown, expired or forged credentials (`UNAUTHORIZED`).",
-        403 => "A user token names another `uid` (`FORBIDDEN_UID`).",
+        401 => "Missing, unknown, expired, revoked or forged credentials (`UNAUTHORIZED`).",
+        403 => "A user token names another `uid` (`FORBIDDEN_UID`), or the tenant is suspended (`TENANT_SUSPENDED`).",
         500 => "Unexpected server fault (`INTERNAL`); logged.",
         503 => "The projections did not reach `min_event_seq` in time (`PROJECTION_LAGGING`), or Postgres is unavailable (`DATABASE_UNAVAILABLE`).",
     }
@@ -33,8 +33,8 @@ error_set!(
     /// `GET /v1/channels/{channel_id}` and `…/members`.
     pub ChannelErrors {
         400 => "A parameter is malformed, or `cursor` is not a `next_cursor` this service returned (`VALIDATION_ERROR`, `INVALID_CURSOR`; `field` names it).",
-        401 => "Missing, unknown, expired or forged credentials (`UNAUTHORIZED`).",
-        403 => "`uid` is not a member (`NOT_A_MEMBER`), or a user token names another `uid` (`FORBIDDEN_UID`).",
+        401 => "Missing, unknown, expired, revoked or forged credentials (`UNAUTHORIZED`).",
+        403 => "`uid` is not a member (`NOT_A_MEMBER`), or a user token names another `uid` (`FORBIDDEN_UID`), or the tenant is suspended (`TENANT_SUSPENDED`).",
         404 => "The group does not exist or was disbanded (`CHANNEL_NOT_FOUND`).",
         500 => "Unexpected server fault (`INTERNAL`); logged.",
         503 => "The projections did not reach `min_event_seq` in time (`PROJECTION_LAGGING`), or Postgres is unavailable (`DATABASE_UNAVAILABLE`).",
@@ -45,7 +45,8 @@ error_set!(
     /// `GET /v1/users/online`.
     pub OnlineErrors {
         400 => "`uids` is missing, holds a malformed uid, or more than 200 (`VALIDATION_ERROR`).",
-        401 => "Missing, unknown, expired or forged credentials (`UNAUTHORIZED`).",
+        401 => "Missing, unknown, expired, revoked or forged credentials (`UNAUTHORIZED`).",
+        403 => "The tenant is suspended (`TENANT_SUSPENDED`).",
     }
 );
 

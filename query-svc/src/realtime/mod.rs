@@ -77,6 +77,41 @@ pub struct Realtime {
     pub typing: Arc<typing::TypingLimiter>,
     /// The service's background tasks (each SSE session's task runs on it).
     pub tasks: platform::shutdown::Tasks,
+    /// The live tenancy registry (token revocations close sessions).
+    pub tenancy: Arc<tenancy::Live>,
+}
+
+/// Resolves when the token of `claims` is revoked (`POST /v1/users/{uid}/tokens/revoke`):
+/// the session then closes with 4001. Never resolves otherwise.
+pub async fn revoked(live: Arc<tenancy::Live>, claims: platform::token::UserClaims) {
+    use platform::live::LiveTenancy as _;
+    use tokio::sync::broadcast::error::RecvError;
+    let voids = |before: u64| before >= claims.issued_at_s;
+    // Subscribed before the check: a revocation applied in between is seen by one of them.
+    let mut rx = live.revocations();
+    if live
+        .tokens_revoked_at(&claims.tenant, &claims.uid)
+        .is_some_and(voids)
+    {
+        return;
+    }
+    loop {
+        match rx.recv().await {
+            Ok(r) if r.tenant == claims.tenant && r.uid == claims.uid && voids(r.before_s) => {
+                return
+            }
+            Ok(_) => {}
+            Err(RecvError::Lagged(_)) => {
+                if live
+                    .tokens_revoked_at(&claims.tenant, &claims.uid)
+                    .is_some_and(voids)
+                {
+                    return;
+                }
+            }
+            Err(RecvError::Closed) => std::future::pending::<()>().await,
+        }
+    }
 }
 
 impl Realtime {
@@ -84,7 +119,8 @@ impl Realtime {
     /// <token>`, else `?token=`) must verify, and the hub must follow the log.
     ///
     /// # Errors
-    /// 401 `UNAUTHORIZED` saying why; 503 `HUB_STARTING` while the hub loads its snapshot.
+    /// 401 `UNAUTHORIZED` saying why (expired, revoked, …); 403 `TENANT_SUSPENDED`; 503
+    /// `HUB_STARTING` while the hub loads its snapshot.
     pub fn admit(
         &self,
         req: &poem::Request,
@@ -102,6 +138,9 @@ impl Realtime {
                 )
             })?;
         let claims = platform::auth::verify_user(&self.tokens, token.trim())?;
+        if platform::live::LiveTenancy::suspended(&*self.tenancy, &claims.tenant) {
+            return Err(platform::auth::suspended(&claims.tenant));
+        }
         if !self.hub.ready() {
             return Err(platform::error::ApiError::unavailable(
                 "HUB_STARTING",

@@ -10,6 +10,8 @@ pub enum End {
     Shutdown,
     /// The token expired (4001).
     Expired,
+    /// The user's tokens were revoked (4001).
+    Revoked,
     /// Binary, oversized or unreadable frame (4002).
     Protocol,
     /// The outbound queue overflowed (4008).
@@ -27,6 +29,7 @@ impl End {
             End::Gone => (1000, "bye"),
             End::Shutdown => (1001, "server shutting down; reconnect and sync"),
             End::Expired => (4001, "token expired"),
+            End::Revoked => (4001, "token revoked"),
             End::Protocol => (4002, "protocol error"),
             End::SlowConsumer => (4008, "slow consumer; reconnect and sync"),
             End::Idle => (4009, "idle timeout"),

@@ -116,8 +116,9 @@ async fn run(rt: Arc<Realtime>, claims: platform::token::UserClaims, socket: Web
         .holding_until()
         .map(|t| Box::pin(tokio::time::sleep_until(t)));
     let expiry = tokio::time::sleep(super::until(claims.expires_at_s));
+    let revoked = super::revoked(rt.tenancy.clone(), claims.clone());
     let stop = rt.stop.clone().wait();
-    tokio::pin!(expiry, stop, idle);
+    tokio::pin!(expiry, revoked, stop, idle);
     let end = loop {
         if hold.is_some() && session.delivery.holding_until().is_none() {
             hold = None;
@@ -126,6 +127,7 @@ async fn run(rt: Arc<Realtime>, claims: platform::token::UserClaims, socket: Web
             biased;
             () = &mut stop => break End::Shutdown,
             () = &mut expiry => break End::Expired,
+            () = &mut revoked => break End::Revoked,
             () = &mut idle => break End::Idle,
             msg = stream.next() => {
                 if matches!(msg, Some(Ok(_))) {

@@ -1,0 +1,31 @@
+//! [`LiveTenancy`]: what the services ask of the tenancy log on every call, as a trait so this
+//! crate's authentication does not depend on how the answers are kept (the `tenancy` crate
+//! implements it with a registry replayed from the log and kept current by a watch).
+
+use events::{TenantId, Uid};
+
+/// Why a known API key is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyRefusal {
+    /// Revoked through the admin API.
+    Revoked,
+    /// Past its `expires_at`.
+    Expired,
+}
+
+/// The live tenancy state: tenants and keys created, changed and revoked at run time.
+pub trait LiveTenancy: Send + Sync + std::fmt::Debug + 'static {
+    /// The tenant of an API key minted by the admin API: `None` if this is not such a key,
+    /// `Some(Err(_))` if it is known and refused.
+    fn tenant_of_key(&self, key: &str) -> Option<Result<TenantId, KeyRefusal>>;
+
+    /// Whether `tenant` was created through the admin API (bootstrap tenants are not).
+    fn knows(&self, tenant: &TenantId) -> bool;
+
+    /// Whether every call of `tenant` is refused (403 `TENANT_SUSPENDED`).
+    fn suspended(&self, tenant: &TenantId) -> bool;
+
+    /// When `uid`'s tokens in `tenant` were last revoked, seconds since the Unix epoch: a
+    /// token with `iat` at or before it is void.
+    fn tokens_revoked_at(&self, tenant: &TenantId, uid: &Uid) -> Option<u64>;
+}
