@@ -13,6 +13,8 @@ bash deploy/infra.sh fresh "$dir"
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 key="import-$(head -c 12 /dev/urandom | base64 | tr -dc 'a-zA-Z0-9')"
 export PARLEY_API_KEYS="$key=chitchat" RUST_LOG="${RUST_LOG:-warn}"
+# A bulk import, not a tenant's traffic: the rate limits are off (docs/tenancy.md).
+export PARLEY_RATE_LIMIT_TENANT_PER_S=0 PARLEY_RATE_LIMIT_USER_SENDS_PER_S=0 PARLEY_RATE_LIMIT_USER_READS_PER_S=0
 export PARLEY_COMMAND_LISTEN="127.0.0.1:$(free_port)" PARLEY_QUERY_LISTEN="127.0.0.1:$(free_port)" PARLEY_PROJECTOR_LISTEN="127.0.0.1:$(free_port)"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; bash deploy/infra.sh stop "$dir" || true; }

@@ -17,6 +17,9 @@ pub struct Config {
     pub max_ack_inflight: usize,
     /// `PARLEY_MASTER_KEY`: the admin API's key (≥ 32 bytes); unset, the admin API is off.
     pub master_key: Option<String>,
+    /// `PARLEY_RATE_LIMIT_MASTER_PER_S`: admin calls per second per instance, default 50
+    /// (0 = no limit).
+    pub master_rate_per_s: u32,
 }
 
 impl Config {
@@ -32,6 +35,7 @@ impl Config {
             cache_channels: src.parse("cache_channels", 100_000usize)?,
             max_ack_inflight: src.parse("max_ack_inflight", 20_000usize)?,
             master_key: src.get("master_key").filter(|k| !k.is_empty()),
+            master_rate_per_s: src.parse("rate_limit_master_per_s", 50u32)?,
         })
     }
 }

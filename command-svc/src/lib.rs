@@ -66,7 +66,8 @@ async fn run(
 ) -> anyhow::Result<()> {
     let _ = platform::telemetry::metrics();
     let keys = platform::auth::ApiKeys::load(&config.common.api_keys)?;
-    let master = api::admin::MasterKey::new(config.master_key.as_deref())?;
+    let master =
+        api::admin::MasterKey::new(config.master_key.as_deref(), config.master_rate_per_s)?;
     // The projector migrates; this service only waits until it has.
     if !readmodel::migrate::wait_until_current(&config.common.database_url, stop.clone().wait())
         .await?
@@ -96,15 +97,35 @@ async fn run(
     live.replayed().await?;
     let keys = keys.with_live(live.clone());
     let tenancy = tenancy::Tenancy::new(js.clone(), subjects.clone(), live.clone());
+    let nats_js = js.clone();
     let log = log::EventLog::new(js, stream, subjects.clone(), pool.clone());
     let tokens =
         platform::token::UserTokens::new(config.common.token_secret.as_deref(), keys.tenants())?
             .with_live(live);
+    let share = std::sync::Arc::new(platform::ratelimit::Share::default());
+    tasks.spawn(
+        "instance heartbeat",
+        platform::instances::run(
+            nats_js.clone(),
+            config.common.subject_root.clone(),
+            "command_svc",
+            share.clone(),
+            stop.clone().wait(),
+        ),
+    );
+    let limiter = std::sync::Arc::new(platform::ratelimit::Limiter::new(
+        "command_svc",
+        config.common.rate,
+        keys.live().cloned(),
+        share,
+    ));
+    tasks.spawn("rate-limit sweep", sweep(limiter.clone(), stop.clone()));
     let state = api::AppState {
         commands: commands::Commands::new(
             executor::Executor::new(log, config.cache_channels),
             config.max_payload_bytes,
-        ),
+        )
+        .with_limiter(limiter.clone()),
         tokens,
     };
     let apis = (
@@ -142,6 +163,7 @@ async fn run(
         .nest("/docs", docs.ui_endpoint())
         .data(keys)
         .data(master)
+        .data(limiter)
         .data(platform::http::BodyRules {
             max_payload_bytes: config.max_payload_bytes,
             timeout: config.common.http.body_timeout,
@@ -164,4 +186,20 @@ async fn run(
     tasks.finish(DRAIN_DEADLINE).await;
     served?;
     Ok(())
+}
+
+/// Drops idle users' rate-limit buckets every 10 s until `stop`.
+async fn sweep(
+    limiter: std::sync::Arc<platform::ratelimit::Limiter>,
+    stop: platform::shutdown::Shutdown,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    let stopped = stop.wait();
+    tokio::pin!(stopped);
+    loop {
+        tokio::select! {
+            () = &mut stopped => return,
+            _ = tick.tick() => limiter.sweep(),
+        }
+    }
 }

@@ -132,6 +132,7 @@ fn encode<T: serde::Serialize>(r: &Reply<T>) -> Vec<u8> {
                 code: "INTERNAL".into(),
                 message: format!("reply not encodable: {e}"),
                 field: None,
+                retry_after_ms: None,
             },
         };
         serde_json::to_vec(&fallback).unwrap_or_else(|_| b"{}".to_vec())

@@ -125,6 +125,9 @@ pub struct Refusal {
     /// The offending field, if one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// For a rate-limited command: milliseconds until a retry can pass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
 }
 
 /// A socket command's reply: `{"ok": …}` or `{"error": {…}, "status": 400}`.
@@ -172,7 +175,8 @@ mod tests {
                 error: Refusal {
                     code: "NOT_A_MEMBER".into(),
                     message: "no".into(),
-                    field: None
+                    field: None,
+                    retry_after_ms: None,
                 }
             }
         );

@@ -9,6 +9,7 @@
 
 use crate::error::ApiError;
 use crate::live::{KeyRefusal, LiveTenancy};
+use crate::ratelimit::{Limiter, Slot};
 use crate::token::{TokenError, UserClaims, UserTokens};
 use events::{TenantId, Uid};
 use poem::IntoResponse as _;
@@ -200,8 +201,31 @@ async fn tenant_of_bearer(
     bearer: poem_openapi::auth::Bearer,
 ) -> poem::Result<TenantId> {
     let keys = req.data::<ApiKeys>().cloned().unwrap_or_default();
-    keys.resolve(&bearer.token)
-        .map_err(|e| poem::Error::from_response(ApiError::from(e).into_response()))
+    let tenant = keys
+        .resolve(&bearer.token)
+        .map_err(|e| poem::Error::from_response(ApiError::from(e).into_response()))?;
+    count_tenant(req, &tenant)?;
+    Ok(tenant)
+}
+
+/// Counts the request against its tenant's limit (the [`Limiter`] injected with
+/// `EndpointExt::data`), noting the outcome for the answer's headers.
+///
+/// # Errors
+/// 429 `RATE_LIMIT_EXCEEDED` with the limit headers.
+pub fn count_tenant(req: &poem::Request, tenant: &TenantId) -> poem::Result<()> {
+    let Some(outcome) = req.data::<Arc<Limiter>>().and_then(|l| l.tenant(tenant)) else {
+        return Ok(());
+    };
+    if !outcome.allowed() {
+        return Err(poem::Error::from_response(crate::ratelimit::too_many(&[
+            outcome,
+        ])));
+    }
+    if let Some(slot) = req.extensions().get::<Slot>() {
+        slot.push(outcome);
+    }
+    Ok(())
 }
 
 /// Who is calling a read endpoint.
@@ -262,7 +286,10 @@ async fn caller_of_bearer(
     req: &poem::Request,
     bearer: poem_openapi::auth::Bearer,
 ) -> poem::Result<Caller> {
-    resolve_bearer(req, &bearer.token).map_err(|e| poem::Error::from_response(e.into_response()))
+    let caller = resolve_bearer(req, &bearer.token)
+        .map_err(|e| poem::Error::from_response(e.into_response()))?;
+    count_tenant(req, caller.tenant())?;
+    Ok(caller)
 }
 
 /// Resolves a bearer credential: an API key first, else a user token.

@@ -133,6 +133,9 @@ pub struct Common {
     pub token_secret: Option<String>,
     /// `PARLEY_HTTP_*`: the HTTP server's connection cap and timeouts.
     pub http: HttpSettings,
+    /// `PARLEY_RATE_LIMIT_TENANT_PER_S` (100), `…_USER_SENDS_PER_S` (20),
+    /// `…_USER_READS_PER_S` (60): the default quotas ([`crate::ratelimit`]; 0 = off).
+    pub rate: crate::ratelimit::Defaults,
 }
 
 impl Common {
@@ -150,6 +153,11 @@ impl Common {
             db_pool_size: src.parse("db_pool_size", 32)?,
             token_secret: src.get("token_secret"),
             http: HttpSettings::load(src)?,
+            rate: crate::ratelimit::Defaults {
+                tenant_per_s: src.parse("rate_limit_tenant_per_s", 100)?,
+                user_sends_per_s: src.parse("rate_limit_user_sends_per_s", 20)?,
+                user_reads_per_s: src.parse("rate_limit_user_reads_per_s", 60)?,
+            },
         })
     }
 }

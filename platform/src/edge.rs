@@ -8,6 +8,9 @@
 //!   credentials) become the JSON error body ([`crate::http::render_error`]); a path
 //!   parameter poem-openapi calls `param0` is named as the route names it (`channel_type`).
 //! - **405** answers carry `Allow` with the route's methods (RFC 9110 §15.5.6).
+//! - **Rate-limit headers** ([`crate::ratelimit::headers`]) of every limit the request was
+//!   counted against, gathered in a [`crate::ratelimit::Slot`] the edge puts in its
+//!   extensions.
 //! - **Metrics** `<service>_http_requests_total{operation,status}` and
 //!   `<service>_http_request_duration_seconds{operation}` (`operation` = the OpenAPI operation
 //!   id, or `other`).
@@ -246,9 +249,16 @@ impl<E: Endpoint> EdgeEndpoint<E> {
 
 impl<E: Endpoint> Endpoint for EdgeEndpoint<E> {
     type Output = Response;
-    async fn call(&self, req: Request) -> poem::Result<Response> {
+    async fn call(&self, mut req: Request) -> poem::Result<Response> {
         let start = Instant::now();
-        let resp = self.respond(req).await;
+        let limits = crate::ratelimit::Slot::default();
+        req.extensions_mut().insert(limits.clone());
+        let mut resp = self.respond(req).await;
+        for (name, value) in crate::ratelimit::headers(&limits.take()) {
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                resp.headers_mut().entry(name).or_insert(v);
+            }
+        }
         let op = resp
             .data::<poem_openapi::OperationId>()
             .map(|o| o.0)

@@ -17,6 +17,11 @@ pub struct ErrorDetail {
     #[oai(skip_serializing_if_is_none)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// For 429 `RATE_LIMIT_EXCEEDED` (and the socket's `RATE_LIMITED`): milliseconds until
+    /// a retry can pass.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
 }
 
 /// `{"error": {…}}`.
@@ -50,6 +55,9 @@ pub enum ApiError {
     /// The payload or body is larger than allowed.
     #[oai(status = 413)]
     PayloadTooLarge(Json<ErrorBody>),
+    /// Over a rate limit (`RATE_LIMIT_EXCEEDED`, with `retry_after_ms`).
+    #[oai(status = 429)]
+    TooManyRequests(Json<ErrorBody>),
     /// Unexpected server fault; logged with details, answered without them.
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
@@ -64,6 +72,7 @@ fn body(code: &str, message: impl Into<String>, field: Option<&str>) -> Json<Err
             code: code.to_owned(),
             message: message.into(),
             field: field.map(str::to_owned),
+            retry_after_ms: None,
         },
     })
 }
@@ -134,6 +143,7 @@ impl ApiError {
             408 => ApiError::RequestTimeout(b),
             409 => ApiError::Conflict(b),
             413 => ApiError::PayloadTooLarge(b),
+            429 => ApiError::TooManyRequests(b),
             503 => ApiError::Unavailable(b),
             _ => ApiError::Internal(b),
         }
@@ -149,6 +159,7 @@ impl ApiError {
             ApiError::Conflict(_) => 409,
             ApiError::RequestTimeout(_) => 408,
             ApiError::PayloadTooLarge(_) => 413,
+            ApiError::TooManyRequests(_) => 429,
             ApiError::Internal(_) => 500,
             ApiError::Unavailable(_) => 503,
         }
@@ -164,6 +175,7 @@ impl ApiError {
             | ApiError::Conflict(b)
             | ApiError::RequestTimeout(b)
             | ApiError::PayloadTooLarge(b)
+            | ApiError::TooManyRequests(b)
             | ApiError::Internal(b)
             | ApiError::Unavailable(b) => &b.0,
         }

@@ -223,6 +223,7 @@ fn simple(status: StatusCode, code: &str, message: String, field: Option<&str>) 
             code: code.to_owned(),
             message,
             field: field.map(str::to_owned),
+            retry_after_ms: None,
         },
     };
     render(status, &body)

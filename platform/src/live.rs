@@ -13,6 +13,17 @@ pub enum KeyRefusal {
     Expired,
 }
 
+/// A tenant's own rate quotas per second (`None`: the deployment's default).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RateSettings {
+    /// Requests of the whole tenant.
+    pub tenant_per_s: Option<u32>,
+    /// Sends per user.
+    pub user_sends_per_s: Option<u32>,
+    /// Reads per user.
+    pub user_reads_per_s: Option<u32>,
+}
+
 /// The live tenancy state: tenants and keys created, changed and revoked at run time.
 pub trait LiveTenancy: Send + Sync + std::fmt::Debug + 'static {
     /// The tenant of an API key minted by the admin API: `None` if this is not such a key,
@@ -28,4 +39,7 @@ pub trait LiveTenancy: Send + Sync + std::fmt::Debug + 'static {
     /// When `uid`'s tokens in `tenant` were last revoked, seconds since the Unix epoch: a
     /// token with `iat` at or before it is void.
     fn tokens_revoked_at(&self, tenant: &TenantId, uid: &Uid) -> Option<u64>;
+
+    /// `tenant`'s own rate quotas.
+    fn rate_settings(&self, tenant: &TenantId) -> RateSettings;
 }

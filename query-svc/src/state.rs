@@ -62,6 +62,27 @@ pub async fn build(config: &Config, keys: ApiKeys, stop: &Shutdown) -> anyhow::R
             stop.clone().wait(),
         ),
     );
+    let share = Arc::new(platform::ratelimit::Share::default());
+    tasks.spawn(
+        "instance heartbeat",
+        platform::instances::run(
+            jetstream.clone(),
+            config.common.subject_root.clone(),
+            "query_svc",
+            share.clone(),
+            stop.clone().wait(),
+        ),
+    );
+    let limiter = Arc::new(platform::ratelimit::Limiter::new(
+        "query_svc",
+        config.common.rate,
+        keys.live().cloned(),
+        share,
+    ));
+    tasks.spawn(
+        "rate-limit sweep",
+        sweep_limits(limiter.clone(), stop.clone()),
+    );
     let state = Arc::new(api::AppState {
         pool: pool.clone(),
         nats: nats.clone(),
@@ -70,6 +91,7 @@ pub async fn build(config: &Config, keys: ApiKeys, stop: &Shutdown) -> anyhow::R
         checkpoints: checkpoints.clone(),
         consistency_wait: config.consistency_wait,
         ready_max_lag: config.ready_max_lag,
+        limiter: limiter.clone(),
     });
     let subjects = Subjects::new(config.common.subject_root.clone());
     let hub = realtime::hub::Hub::start(
@@ -108,11 +130,12 @@ pub async fn build(config: &Config, keys: ApiKeys, stop: &Shutdown) -> anyhow::R
         tasks: tasks.clone(),
         tenancy: live,
     });
-    let app =
-        api::app(state, keys, rt, config.dev_tenant.clone()).data(platform::http::BodyRules {
+    let app = api::app(state, keys, rt, config.dev_tenant.clone())
+        .data(platform::http::BodyRules {
             max_payload_bytes: 0,
             timeout: config.common.http.body_timeout,
-        });
+        })
+        .data(limiter);
     Ok(Built {
         app: app.map_to_response().boxed(),
         tasks,
@@ -128,6 +151,19 @@ async fn sweep_typing(typing: Arc<realtime::typing::TypingLimiter>, stop: Shutdo
         tokio::select! {
             () = &mut stop => return,
             _ = every.tick() => typing.sweep(),
+        }
+    }
+}
+
+/// Drops idle users' rate-limit buckets every 10 s until `stop`.
+async fn sweep_limits(limiter: Arc<platform::ratelimit::Limiter>, stop: Shutdown) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
+    let stopped = stop.wait();
+    tokio::pin!(stopped);
+    loop {
+        tokio::select! {
+            () = &mut stopped => return,
+            _ = tick.tick() => limiter.sweep(),
         }
     }
 }

@@ -15,7 +15,7 @@ use events::subject::Subjects;
 use events::tenancy::{self as wire, TenancyEnvelope};
 use events::{TenantId, Uid};
 use futures::StreamExt;
-use platform::live::{KeyRefusal, LiveTenancy};
+use platform::live::{KeyRefusal, LiveTenancy, RateSettings};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::sync::{broadcast, watch};
@@ -259,5 +259,17 @@ impl LiveTenancy for Live {
 
     fn tokens_revoked_at(&self, tenant: &TenantId, uid: &Uid) -> Option<u64> {
         self.read(|r| r.tokens_revoked_at(tenant, uid))
+    }
+
+    fn rate_settings(&self, tenant: &TenantId) -> RateSettings {
+        self.read(|r| {
+            r.tenant(tenant)
+                .map(|t| RateSettings {
+                    tenant_per_s: t.settings.rate_limit_per_s,
+                    user_sends_per_s: t.settings.user_sends_per_s,
+                    user_reads_per_s: t.settings.user_reads_per_s,
+                })
+                .unwrap_or_default()
+        })
     }
 }

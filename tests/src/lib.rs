@@ -186,6 +186,13 @@ impl TestEnv {
             db_pool_size: 16,
             token_secret: Some(TOKEN_SECRET.into()),
             http: platform::server::HttpSettings::default(),
+            // Off by default: tests that load a tenant are not about limits. Limits are tested
+            // with tenants whose own settings set them (tests/tests/limits.rs).
+            rate: platform::ratelimit::Defaults {
+                tenant_per_s: 0,
+                user_sends_per_s: 0,
+                user_reads_per_s: 0,
+            },
         }
     }
 
@@ -212,6 +219,7 @@ impl TestEnv {
             cache_channels: 100_000,
             max_ack_inflight: 20_000,
             master_key: Some(MASTER_KEY.into()),
+            master_rate_per_s: 0,
         };
         tweak(&mut config);
         spawn_http(|acceptor, stop| command_svc::serve(config, acceptor, stop)).await
@@ -323,7 +331,10 @@ impl TestEnv {
                 format!("{KEY_ACME}=acme,{KEY_GLOBEX}=globex"),
             )
             .env("PARLEY_TOKEN_SECRET", TOKEN_SECRET)
-            .env("PARLEY_MASTER_KEY", MASTER_KEY);
+            .env("PARLEY_MASTER_KEY", MASTER_KEY)
+            .env("PARLEY_RATE_LIMIT_TENANT_PER_S", "0")
+            .env("PARLEY_RATE_LIMIT_USER_SENDS_PER_S", "0")
+            .env("PARLEY_RATE_LIMIT_USER_READS_PER_S", "0");
         cmd
     }
 

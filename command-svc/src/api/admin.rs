@@ -3,7 +3,8 @@
 //!
 //! The master key is `PARLEY_MASTER_KEY` (≥ 32 bytes), sent as `X-Master-Key: <key>` (ChatAPI's
 //! header) or `Authorization: Bearer <key>`. Without it configured every admin call is 404
-//! `ADMIN_DISABLED`; a tenant API key on an admin path is 403 `FORBIDDEN`.
+//! `ADMIN_DISABLED`; a tenant API key on an admin path is 403 `FORBIDDEN`. The master key has a
+//! rate limit of its own (`PARLEY_RATE_LIMIT_MASTER_PER_S`, default 50 per instance; 429).
 
 use super::docs::{self, AdminErrors, AdminKeyErrors, ApiTags, RevokeErrors};
 use crate::commands::fields::id;
@@ -27,26 +28,50 @@ const MAX_BODY: usize = 16 * 1024;
 /// Default and largest page of `GET /v1/admin/tenants`.
 const PAGE: (u32, u32) = (50, 500);
 
-/// The configured master key, as its SHA-256 digest (`None`: the admin API is off).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct MasterKey(pub Option<[u8; 32]>);
+/// The configured master key, as its SHA-256 digest (`None`: the admin API is off), and its
+/// own rate limit (apart from every tenant's).
+#[derive(Debug, Clone, Default)]
+pub struct MasterKey {
+    digest: Option<[u8; 32]>,
+    limit: Option<std::sync::Arc<governor::DefaultDirectRateLimiter>>,
+}
 
 impl MasterKey {
-    /// From `PARLEY_MASTER_KEY`.
+    /// From `PARLEY_MASTER_KEY`, admitting `per_s` calls per second per instance (0: no limit).
     ///
     /// # Errors
     /// A key shorter than 32 bytes.
-    pub fn new(key: Option<&str>) -> anyhow::Result<Self> {
+    pub fn new(key: Option<&str>, per_s: u32) -> anyhow::Result<Self> {
+        let limit = std::num::NonZeroU32::new(per_s).map(|n| {
+            std::sync::Arc::new(governor::RateLimiter::direct(governor::Quota::per_second(
+                n,
+            )))
+        });
         match key.filter(|k| !k.is_empty()) {
-            None => Ok(Self(None)),
+            None => Ok(Self::default()),
             Some(k) if k.len() < 32 => anyhow::bail!("PARLEY_MASTER_KEY must be at least 32 bytes"),
-            Some(k) => Ok(Self(Some(Sha256::digest(k.as_bytes()).into()))),
+            Some(k) => Ok(Self {
+                digest: Some(Sha256::digest(k.as_bytes()).into()),
+                limit,
+            }),
         }
     }
 
     fn matches(&self, presented: &str) -> bool {
         let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
-        self.0.is_some_and(|m| bool::from(m.ct_eq(&digest)))
+        self.digest.is_some_and(|m| bool::from(m.ct_eq(&digest)))
+    }
+
+    /// Counts one admin call; `Err` with the wait when over the limit.
+    fn admit(&self) -> Result<(), std::time::Duration> {
+        match &self.limit {
+            Some(l) => l.check().map_err(|n| {
+                n.wait_time_from(governor::clock::Clock::now(
+                    &governor::clock::DefaultClock::default(),
+                ))
+            }),
+            None => Ok(()),
+        }
     }
 }
 
@@ -56,8 +81,8 @@ fn reject(e: ApiError) -> poem::Error {
 
 /// The verdict on a request's credentials for the admin API, from both headers.
 fn master_verdict(req: &poem::Request) -> poem::Result<()> {
-    let master = req.data::<MasterKey>().copied().unwrap_or_default();
-    if master.0.is_none() {
+    let master = req.data::<MasterKey>().cloned().unwrap_or_default();
+    if master.digest.is_none() {
         return Err(reject(ApiError::not_found(
             "ADMIN_DISABLED",
             "the admin API is off: PARLEY_MASTER_KEY is not set",
@@ -73,7 +98,23 @@ fn master_verdict(req: &poem::Request) -> poem::Result<()> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     if header.into_iter().chain(bearer).any(|k| master.matches(k)) {
-        return Ok(());
+        return master.admit().map_err(|wait| {
+            let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
+            let mut resp = ApiError::with_status(
+                429,
+                platform::error::ErrorDetail {
+                    code: "RATE_LIMIT_EXCEEDED".into(),
+                    message: format!("the master key's rate limit is exceeded; retry in {ms} ms"),
+                    field: None,
+                    retry_after_ms: Some(ms),
+                },
+            )
+            .into_response();
+            if let Ok(v) = poem::http::HeaderValue::from_str(&ms.div_ceil(1000).to_string()) {
+                resp.headers_mut().insert("retry-after", v);
+            }
+            poem::Error::from_response(resp)
+        });
     }
     let keys = req.data::<ApiKeys>().cloned().unwrap_or_default();
     if header

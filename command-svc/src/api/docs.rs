@@ -32,6 +32,7 @@ error_set!(
         409 => "`client_msg_no` was used before with another payload (`IDEMPOTENCY_CONFLICT`).",
         413 => "The decoded payload exceeds `PARLEY_MAX_PAYLOAD_BYTES`, or the body its limit (`PAYLOAD_TOO_LARGE`).",
         415 => "The body is not `application/json` (`UNSUPPORTED_MEDIA_TYPE`).",
+        429 => "Over a rate limit (`RATE_LIMIT_EXCEEDED`, with `retry_after_ms`; headers `Retry-After`, `RateLimit-Policy`, `RateLimit`, `X-RateLimit-*`).",
         500 => "Unexpected server fault (`INTERNAL`); logged.",
         503 => "The event log or Postgres is unavailable, or other writers keep winning on the channel (`LOG_UNAVAILABLE`, `DATABASE_UNAVAILABLE`, `CONTENTION`): retry with the same `client_msg_no`.",
     }
@@ -46,6 +47,7 @@ error_set!(
         408 => "The request body did not arrive within the body timeout (`BODY_TIMEOUT`).",
         413 => "The body exceeds its limit (`PAYLOAD_TOO_LARGE`).",
         415 => "The body is not `application/json` (`UNSUPPORTED_MEDIA_TYPE`).",
+        429 => "Over a rate limit (`RATE_LIMIT_EXCEEDED`, with `retry_after_ms`; headers `Retry-After`, `RateLimit-Policy`, `RateLimit`, `X-RateLimit-*`).",
         500 => "Unexpected server fault (`INTERNAL`); logged.",
     }
 );
@@ -60,6 +62,7 @@ error_set!(
         409 => "The id is in use, or was used by a disbanded group: ids are never reused (`CHANNEL_EXISTS`).",
         413 => "The body exceeds its limit (`PAYLOAD_TOO_LARGE`).",
         415 => "The body is not `application/json` (`UNSUPPORTED_MEDIA_TYPE`).",
+        429 => "Over a rate limit (`RATE_LIMIT_EXCEEDED`, with `retry_after_ms`; headers `Retry-After`, `RateLimit-Policy`, `RateLimit`, `X-RateLimit-*`).",
         500 => "Unexpected server fault (`INTERNAL`); logged.",
         503 => "The event log or Postgres is unavailable (`LOG_UNAVAILABLE`, `DATABASE_UNAVAILABLE`, `CONTENTION`): retry.",
     }
@@ -72,6 +75,7 @@ error_set!(
         401 => "Missing, unknown, revoked or expired API key (`UNAUTHORIZED`).",
         403 => "The tenant is suspended (`TENANT_SUSPENDED`).",
         404 => "The group does not exist or was disbanded (`CHANNEL_NOT_FOUND`), or the uid is not a member (`MEMBER_NOT_FOUND`).",
+        429 => "Over a rate limit (`RATE_LIMIT_EXCEEDED`, with `retry_after_ms`; headers `Retry-After`, `RateLimit-Policy`, `RateLimit`, `X-RateLimit-*`).",
         500 => "Unexpected server fault (`INTERNAL`); logged.",
         503 => "The event log or Postgres is unavailable (`LOG_UNAVAILABLE`, `DATABASE_UNAVAILABLE`, `CONTENTION`): retry.",
     }
@@ -87,6 +91,7 @@ error_set!(
         408 => "The request body did not arrive within the body timeout (`BODY_TIMEOUT`).",
         413 => "The body exceeds its limit (`PAYLOAD_TOO_LARGE`).",
         415 => "The body is not `application/json` (`UNSUPPORTED_MEDIA_TYPE`).",
+        429 => "Over a rate limit (`RATE_LIMIT_EXCEEDED`, with `retry_after_ms`; headers `Retry-After`, `RateLimit-Policy`, `RateLimit`, `X-RateLimit-*`).",
         500 => "Unexpected server fault (`INTERNAL`); logged.",
         503 => "The event log or Postgres is unavailable (`LOG_UNAVAILABLE`, `DATABASE_UNAVAILABLE`, `CONTENTION`): retry.",
     }
@@ -102,6 +107,7 @@ error_set!(
         408 => "The request body did not arrive within the body timeout (`BODY_TIMEOUT`).",
         413 => "The body exceeds its limit (`PAYLOAD_TOO_LARGE`).",
         415 => "The body is not `application/json` (`UNSUPPORTED_MEDIA_TYPE`).",
+        429 => "Over a rate limit (`RATE_LIMIT_EXCEEDED`, with `retry_after_ms`; headers `Retry-After`, `RateLimit-Policy`, `RateLimit`, `X-RateLimit-*`).",
         500 => "Unexpected server fault (`INTERNAL`); logged.",
         503 => "The event log or Postgres is unavailable (`LOG_UNAVAILABLE`, `DATABASE_UNAVAILABLE`): retry.",
     }
@@ -116,6 +122,7 @@ error_set!(
         408 => "The request body did not arrive within the body timeout (`BODY_TIMEOUT`).",
         413 => "The body exceeds its limit (`PAYLOAD_TOO_LARGE`).",
         415 => "The body is not `application/json` (`UNSUPPORTED_MEDIA_TYPE`).",
+        429 => "Over a rate limit (`RATE_LIMIT_EXCEEDED`, with `retry_after_ms`; headers `Retry-After`, `RateLimit-Policy`, `RateLimit`, `X-RateLimit-*`).",
         500 => "Unexpected server fault (`INTERNAL`); logged.",
         503 => "The service has no `PARLEY_TOKEN_SECRET` (`TOKENS_DISABLED`).",
     }
@@ -132,6 +139,7 @@ error_set!(
         409 => "The tenant id is taken (`TENANT_EXISTS`).",
         413 => "The body exceeds its limit (`PAYLOAD_TOO_LARGE`).",
         415 => "The body is not `application/json` (`UNSUPPORTED_MEDIA_TYPE`).",
+        429 => "Over a rate limit (`RATE_LIMIT_EXCEEDED`, with `retry_after_ms`; headers `Retry-After`, `RateLimit-Policy`, `RateLimit`, `X-RateLimit-*`).",
         500 => "Unexpected server fault (`INTERNAL`); logged.",
         503 => "The tenancy log is unavailable, or other writers kept changing the tenant (`LOG_UNAVAILABLE`, `CONTENTION`): retry.",
     }
@@ -144,6 +152,7 @@ error_set!(
         401 => "Missing or wrong master key (`UNAUTHORIZED`).",
         403 => "A tenant API key was sent instead of the master key (`FORBIDDEN`).",
         404 => "No such tenant (`TENANT_NOT_FOUND`) or key (`KEY_NOT_FOUND`), or the admin API is off (`ADMIN_DISABLED`).",
+        429 => "Over a rate limit (`RATE_LIMIT_EXCEEDED`, with `retry_after_ms`; headers `Retry-After`, `RateLimit-Policy`, `RateLimit`, `X-RateLimit-*`).",
         500 => "Unexpected server fault (`INTERNAL`); logged.",
         503 => "The tenancy log is unavailable (`LOG_UNAVAILABLE`): retry.",
     }
@@ -155,6 +164,7 @@ error_set!(
         400 => "The uid is malformed (`field` names it).",
         401 => "Missing, unknown, revoked or expired API key (`UNAUTHORIZED`).",
         403 => "The tenant is suspended (`TENANT_SUSPENDED`).",
+        429 => "Over a rate limit (`RATE_LIMIT_EXCEEDED`, with `retry_after_ms`; headers `Retry-After`, `RateLimit-Policy`, `RateLimit`, `X-RateLimit-*`).",
         500 => "Unexpected server fault (`INTERNAL`); logged.",
         503 => "The tenancy log is unavailable (`LOG_UNAVAILABLE`): retry.",
     }

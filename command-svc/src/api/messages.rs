@@ -189,12 +189,17 @@ impl MessagesApi {
     #[oai(path = "/v1/messages", method = "post", operation_id = "send_message")]
     async fn send_message(
         &self,
+        req: &poem::Request,
         auth: TenantAuth,
         body: JsonBody<SendMessageRequest>,
     ) -> Result<SerdeJson<SendMessageResult>, Failure<SendErrors>> {
         let commands = &self.state.commands;
         let prepared = commands.prepare_send(&auth.0, body.0.into())?;
-        Ok(SerdeJson(commands.run_send(prepared).await?.into()))
+        let sent = commands
+            .run_send(prepared)
+            .await
+            .map_err(|e| super::errors::noted(req, e))?;
+        Ok(SerdeJson(sent.into()))
     }
 
     /// Send up to 1000 messages; one result (or error) per item, in order.
@@ -273,6 +278,7 @@ fn item_error(e: CommandError) -> BatchItemResult {
             code: r.code,
             message: r.message,
             field: r.field,
+            retry_after_ms: None,
         }),
     }
 }

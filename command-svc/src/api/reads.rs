@@ -68,6 +68,7 @@ impl ReadsApi {
     )]
     async fn set_read(
         &self,
+        req: &poem::Request,
         auth: TenantAuth,
         /// The reader.
         #[oai(example = "docs::bob")]
@@ -90,6 +91,12 @@ impl ReadsApi {
             channel_type: ct.0,
             message_seq: body.0.message_seq,
         };
-        Ok(Json(self.state.commands.run(&auth.0, cmd).await?.into()))
+        let moved = self
+            .state
+            .commands
+            .run(&auth.0, cmd)
+            .await
+            .map_err(|e| super::errors::noted(req, e))?;
+        Ok(Json(moved.into()))
     }
 }

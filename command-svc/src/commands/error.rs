@@ -39,6 +39,10 @@ pub enum CommandError {
     /// A fault of this service or its data (500; logged, not shown).
     #[error("internal: {0}")]
     Internal(String),
+    /// The user's rate limit refused it (429 `RATE_LIMIT_EXCEEDED`; on a socket the frame's
+    /// code is `RATE_LIMITED`), with when a retry can pass.
+    #[error("rate limited")]
+    RateLimited(platform::ratelimit::Outcome),
 }
 
 impl From<ExecError> for CommandError {
@@ -94,6 +98,7 @@ impl CommandError {
             },
             CommandError::Unavailable(_) => 503,
             CommandError::Internal(_) => 500,
+            CommandError::RateLimited(_) => 429,
         }
     }
 
@@ -101,6 +106,10 @@ impl CommandError {
     /// (hidden from the caller) and of a 503 (the caller only learns what to do).
     pub fn into_refusal(self) -> (u16, Refusal) {
         let status = self.status();
+        let retry_after_ms = match &self {
+            CommandError::RateLimited(o) => o.retry_after_ms(),
+            _ => None,
+        };
         let (code, field, message) = match self {
             CommandError::Invalid { field, message } => ("VALIDATION_ERROR", Some(field), message),
             CommandError::TooLarge { field, message } => {
@@ -142,6 +151,16 @@ impl CommandError {
                 tracing::error!(error = %cause, "internal error");
                 ("INTERNAL", None, "internal error".to_owned())
             }
+            CommandError::RateLimited(o) => (
+                "RATE_LIMIT_EXCEEDED",
+                None,
+                format!(
+                    "rate limit {} of {}/s exceeded; retry in {} ms",
+                    o.scope.name(),
+                    o.quota,
+                    o.retry_after_ms().unwrap_or(1)
+                ),
+            ),
         };
         (
             status,
@@ -149,6 +168,7 @@ impl CommandError {
                 code: code.to_owned(),
                 message,
                 field,
+                retry_after_ms,
             },
         )
     }

@@ -104,11 +104,19 @@ impl Commands {
     /// `client_msg_no` and the same payload, the original.
     ///
     /// # Errors
-    /// [`CommandError::Refused`] (no such group, not a member, key reused with another
+    /// [`CommandError::RateLimited`] (the sender's `user-sends` limit; a batch counts each
+    /// item), [`CommandError::Refused`] (no such group, not a member, key reused with another
     /// payload), [`CommandError::Unavailable`].
     pub async fn run_send(&self, p: PreparedSend) -> Result<MessageAccepted, CommandError> {
         let client_msg_no = match &p.cmd {
-            Domain::Send { client_msg_no, .. } => client_msg_no.clone(),
+            Domain::Send {
+                client_msg_no,
+                from,
+                ..
+            } => {
+                self.count(&p.tenant, from, platform::ratelimit::Scope::UserSends)?;
+                client_msg_no.clone()
+            }
             _ => None,
         };
         match self.executor.execute(&p.tenant, &p.key, p.cmd).await? {

@@ -48,6 +48,7 @@ pub trait Command: Send + Sized + 'static {
 pub struct Commands {
     executor: Arc<Executor>,
     max_payload_bytes: usize,
+    limiter: Option<Arc<platform::ratelimit::Limiter>>,
 }
 
 impl Commands {
@@ -56,6 +57,34 @@ impl Commands {
         Self {
             executor: Arc::new(executor),
             max_payload_bytes,
+            limiter: None,
+        }
+    }
+
+    /// These commands, counting sends and read-position moves against each user's limits
+    /// (`user-sends`, `user-reads`: [`platform::ratelimit`]) whatever the transport.
+    pub fn with_limiter(mut self, limiter: Arc<platform::ratelimit::Limiter>) -> Self {
+        self.limiter = Some(limiter);
+        self
+    }
+
+    /// Counts one unit of `scope` for `uid`.
+    ///
+    /// # Errors
+    /// [`CommandError::RateLimited`] when over the limit.
+    pub fn count(
+        &self,
+        tenant: &TenantId,
+        uid: &events::Uid,
+        scope: platform::ratelimit::Scope,
+    ) -> Result<(), CommandError> {
+        match self
+            .limiter
+            .as_ref()
+            .and_then(|l| l.user(tenant, uid, scope, 1))
+        {
+            Some(o) if !o.allowed() => Err(CommandError::RateLimited(o)),
+            _ => Ok(()),
         }
     }
 

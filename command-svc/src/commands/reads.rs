@@ -14,7 +14,8 @@ impl Command for SetReadPosition {
     /// unread).
     ///
     /// # Errors
-    /// 400 naming the field; 404 no such group or conversation; 403 not a member; 503.
+    /// 400 naming the field; 429 the user's `user-reads` limit; 404 no such group or
+    /// conversation; 403 not a member; 503.
     async fn run(
         self,
         on: &Commands,
@@ -24,6 +25,7 @@ impl Command for SetReadPosition {
         let ct = channel_type("channel_type", self.channel_type)?;
         let channel_id = id("channel_id", self.channel_id, ChannelId::parse)?;
         let key = ChannelKey::for_viewer(&uid, ct, &channel_id);
+        on.count(tenant, &uid, platform::ratelimit::Scope::UserReads)?;
         let cmd = Domain::SetRead {
             uid,
             message_seq: self.message_seq,

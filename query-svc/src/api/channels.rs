@@ -109,6 +109,7 @@ impl ChannelsApi {
     )]
     async fn get_channel(
         &self,
+        req: &poem::Request,
         auth: CallerAuth,
         /// The group's id.
         #[oai(example = "docs::team")]
@@ -122,6 +123,9 @@ impl ChannelsApi {
         let tenant = auth.0.tenant().clone();
         let channel_id = parse_channel_id(&channel_id.0)?;
         let viewer = optional_uid(&auth.0, uid.0.as_deref())?;
+        if let Some(v) = &viewer {
+            super::count_read(&self.state, req, &tenant, v)?;
+        }
         self.state.consistent(&READS, min_event_seq.0).await?;
 
         let g = self
@@ -144,8 +148,11 @@ impl ChannelsApi {
         method = "get",
         operation_id = "list_members"
     )]
+    // Each argument is one documented parameter of the operation (poem-openapi's shape).
+    #[allow(clippy::too_many_arguments)]
     async fn list_members(
         &self,
+        req: &poem::Request,
         auth: CallerAuth,
         /// The group's id.
         #[oai(example = "docs::team")]
@@ -163,6 +170,9 @@ impl ChannelsApi {
         let tenant = auth.0.tenant().clone();
         let channel_id = parse_channel_id(&channel_id.0)?;
         let viewer = optional_uid(&auth.0, uid.0.as_deref())?;
+        if let Some(v) = &viewer {
+            super::count_read(&self.state, req, &tenant, v)?;
+        }
         let after = match cursor.0.as_deref() {
             None => None,
             Some(c) => Some(events::Uid::parse(c).map_err(|_| ApiError::invalid_cursor())?),

@@ -85,6 +85,7 @@ impl ConversationsApi {
     )]
     async fn list(
         &self,
+        req: &poem::Request,
         auth: CallerAuth,
         /// The user.
         #[oai(example = "docs::alice")]
@@ -99,6 +100,7 @@ impl ConversationsApi {
     ) -> Result<SerdeJson<ConversationPage>, Failure<ConversationErrors>> {
         let tenant = auth.0.tenant().clone();
         let uid = auth.0.viewer("uid", Some(&uid.0))?;
+        super::count_read(&self.state, req, &tenant, &uid)?;
         let limit = parse_limit(limit.0, DEFAULT_LIMIT, MAX_LIMIT)?;
         let cursor = cursor
             .0

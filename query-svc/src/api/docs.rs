@@ -13,6 +13,7 @@ error_set!(
         401 => "Missing, unknown, expired, revoked or forged credentials (`UNAUTHORIZED`).",
         403 => "The viewer is not a member of the group (`NOT_A_MEMBER`), or a user token names another `uid` (`FORBIDDEN_UID`), or the tenant is suspended (`TENANT_SUSPENDED`).",
         404 => "The group, or the message, does not exist (`CHANNEL_NOT_FOUND`, `MESSAGE_NOT_FOUND`).",
+        429 => "Over a rate limit (`RATE_LIMIT_EXCEEDED`, with `retry_after_ms`; headers `Retry-After`, `RateLimit-Policy`, `RateLimit`, `X-RateLimit-*`).",
         500 => "Unexpected server fault (`INTERNAL`); logged.",
         503 => "The projections did not reach `min_event_seq` in time (`PROJECTION_LAGGING`), or Postgres is unavailable (`DATABASE_UNAVAILABLE`).",
     }
@@ -24,6 +25,7 @@ error_set!(
         400 => "A parameter is malformed, or `cursor` is not a `next_cursor` this service returned (`VALIDATION_ERROR`, `INVALID_CURSOR`; `field` names it).",
         401 => "Missing, unknown, expired, revoked or forged credentials (`UNAUTHORIZED`).",
         403 => "A user token names another `uid` (`FORBIDDEN_UID`), or the tenant is suspended (`TENANT_SUSPENDED`).",
+        429 => "Over a rate limit (`RATE_LIMIT_EXCEEDED`, with `retry_after_ms`; headers `Retry-After`, `RateLimit-Policy`, `RateLimit`, `X-RateLimit-*`).",
         500 => "Unexpected server fault (`INTERNAL`); logged.",
         503 => "The projections did not reach `min_event_seq` in time (`PROJECTION_LAGGING`), or Postgres is unavailable (`DATABASE_UNAVAILABLE`).",
     }
@@ -36,6 +38,7 @@ error_set!(
         401 => "Missing, unknown, expired, revoked or forged credentials (`UNAUTHORIZED`).",
         403 => "`uid` is not a member (`NOT_A_MEMBER`), or a user token names another `uid` (`FORBIDDEN_UID`), or the tenant is suspended (`TENANT_SUSPENDED`).",
         404 => "The group does not exist or was disbanded (`CHANNEL_NOT_FOUND`).",
+        429 => "Over a rate limit (`RATE_LIMIT_EXCEEDED`, with `retry_after_ms`; headers `Retry-After`, `RateLimit-Policy`, `RateLimit`, `X-RateLimit-*`).",
         500 => "Unexpected server fault (`INTERNAL`); logged.",
         503 => "The projections did not reach `min_event_seq` in time (`PROJECTION_LAGGING`), or Postgres is unavailable (`DATABASE_UNAVAILABLE`).",
     }
@@ -47,6 +50,7 @@ error_set!(
         400 => "`uids` is missing, holds a malformed uid, or more than 200 (`VALIDATION_ERROR`).",
         401 => "Missing, unknown, expired, revoked or forged credentials (`UNAUTHORIZED`).",
         403 => "The tenant is suspended (`TENANT_SUSPENDED`).",
+        429 => "Over a rate limit (`RATE_LIMIT_EXCEEDED`, with `retry_after_ms`; headers `Retry-After`, `RateLimit-Policy`, `RateLimit`, `X-RateLimit-*`).",
     }
 );
 

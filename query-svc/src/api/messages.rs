@@ -55,6 +55,7 @@ impl MessagesApi {
     #[allow(clippy::too_many_arguments)]
     async fn history(
         &self,
+        req: &poem::Request,
         auth: CallerAuth,
         /// 1 personal, 2 group.
         #[oai(
@@ -84,6 +85,7 @@ impl MessagesApi {
         let channel_type = parse_channel_type(channel_type.0)?;
         let channel_id = parse_channel_id(&channel_id.0)?;
         let viewer = auth.0.viewer("uid", uid.0.as_deref())?;
+        super::count_read(&self.state, req, auth.0.tenant(), &viewer)?;
         let limit = parse_limit(limit.0, DEFAULT_LIMIT, MAX_LIMIT)?;
         let page = HistoryPage::new(after_seq.0, before_seq.0);
         self.state.consistent(&READS, min_event_seq.0).await?;
@@ -134,6 +136,7 @@ impl MessagesApi {
     )]
     async fn get_message(
         &self,
+        req: &poem::Request,
         auth: CallerAuth,
         /// The message's UUID (`message_id` of the send's answer).
         #[oai(example = "docs::message_id")]
@@ -148,6 +151,7 @@ impl MessagesApi {
         let id = uuid::Uuid::parse_str(message_id.0.trim())
             .map_err(|_| ApiError::validation("message_id", "message_id must be a UUID"))?;
         let viewer = auth.0.viewer("uid", uid.0.as_deref())?;
+        super::count_read(&self.state, req, auth.0.tenant(), &viewer)?;
         self.state.consistent(&READS, min_event_seq.0).await?;
 
         let found = store::messages::by_id(

@@ -47,6 +47,48 @@ pub struct AppState {
     pub consistency_wait: Duration,
     /// Largest projection lag at which `/ready` answers 200, in events.
     pub ready_max_lag: u64,
+    /// The rate limits (per tenant in the authentication, per user here).
+    pub limiter: Arc<platform::ratelimit::Limiter>,
+}
+
+/// Counts one read by `uid` of `tenant` against the `user-reads` limit, noting the outcome for
+/// the answer's headers.
+///
+/// # Errors
+/// 429 `RATE_LIMIT_EXCEEDED` (with `retry_after_ms`; the headers come from the noted outcome).
+pub fn count_read(
+    state: &AppState,
+    req: &poem::Request,
+    tenant: &events::TenantId,
+    uid: &events::Uid,
+) -> Result<(), ApiError> {
+    let Some(o) = state
+        .limiter
+        .user(tenant, uid, platform::ratelimit::Scope::UserReads, 1)
+    else {
+        return Ok(());
+    };
+    let refused = (!o.allowed()).then(|| {
+        ApiError::with_status(
+            429,
+            platform::error::ErrorDetail {
+                code: "RATE_LIMIT_EXCEEDED".into(),
+                message: format!(
+                    "rate limit {} of {}/s exceeded for {}; retry in {} ms",
+                    o.scope.name(),
+                    o.quota,
+                    uid.as_str(),
+                    o.retry_after_ms().unwrap_or(1)
+                ),
+                field: None,
+                retry_after_ms: o.retry_after_ms(),
+            },
+        )
+    });
+    if let Some(slot) = req.extensions().get::<platform::ratelimit::Slot>() {
+        slot.push(o);
+    }
+    refused.map_or(Ok(()), Err)
 }
 
 impl AppState {

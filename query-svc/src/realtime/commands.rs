@@ -172,6 +172,7 @@ async fn request<C: serde::Serialize, T: serde::de::DeserializeOwned>(
         code: code.into(),
         message: m,
         field: None,
+        retry_after_ms: None,
     };
     let body = serde_json::to_vec(cmd)
         .map_err(|e| failed("INTERNAL", format!("command not encodable: {e}")))?;
@@ -192,9 +193,16 @@ async fn request<C: serde::Serialize, T: serde::de::DeserializeOwned>(
     match serde_json::from_slice::<events::command::Reply<T>>(&reply.payload) {
         Ok(events::command::Reply::Ok { ok }) => Ok(ok),
         Ok(events::command::Reply::Err { error, .. }) => Err(ErrorDetail {
-            code: error.code,
+            // A socket frame over its user's limit is refused, never closed: `RATE_LIMITED`
+            // with `retry_after_ms` (the REST code is `RATE_LIMIT_EXCEEDED`).
+            code: if error.code == "RATE_LIMIT_EXCEEDED" {
+                "RATE_LIMITED".to_owned()
+            } else {
+                error.code
+            },
             message: error.message,
             field: error.field,
+            retry_after_ms: error.retry_after_ms,
         }),
         Err(e) => Err(failed("INTERNAL", format!("unreadable command reply: {e}"))),
     }

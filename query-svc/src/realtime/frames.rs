@@ -382,6 +382,7 @@ pub fn error_json(
         code: code.to_owned(),
         message: message.to_owned(),
         field: field.map(str::to_owned),
+        retry_after_ms: None,
     };
     ServerFrame::Error {
         reference,

@@ -32,6 +32,20 @@ pub struct Bench {
     only: Vec<String>,
 }
 
+/// The rate limits of the bench's services: on, and far above any load the bench makes.
+pub const RATE_LIMITS_HIGH: [(&str, &str); 3] = [
+    ("PARLEY_RATE_LIMIT_TENANT_PER_S", "100000000"),
+    ("PARLEY_RATE_LIMIT_USER_SENDS_PER_S", "100000000"),
+    ("PARLEY_RATE_LIMIT_USER_READS_PER_S", "100000000"),
+];
+
+/// The rate limits off.
+pub const RATE_LIMITS_OFF: [(&str, &str); 3] = [
+    ("PARLEY_RATE_LIMIT_TENANT_PER_S", "0"),
+    ("PARLEY_RATE_LIMIT_USER_SENDS_PER_S", "0"),
+    ("PARLEY_RATE_LIMIT_USER_READS_PER_S", "0"),
+];
+
 impl Bench {
     /// Reads the env (see the crate docs).
     ///
@@ -118,6 +132,12 @@ impl Bench {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .chain([("PARLEY_API_KEYS".to_owned(), format!("{API_KEY}={TENANT}"))])
+        // Limits on but never reached (S1 also runs with them off: `send.rs`).
+        .chain(
+            RATE_LIMITS_HIGH
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        )
         .collect()
     }
 

@@ -6,7 +6,7 @@
 
 use crate::catchup::wait_caught_up;
 use crate::driver::{drive, http_clients, Op, Stats};
-use crate::procs::{Bench, API_KEY};
+use crate::procs::{Bench, API_KEY, RATE_LIMITS_OFF};
 use crate::report::{Report, Row};
 use anyhow::ensure;
 use base64::Engine;
@@ -80,6 +80,53 @@ pub async fn run(bench: &Bench, report: &mut Report) -> anyhow::Result<()> {
         ratio: format!("{:.0}% of rate", ratio * 100.0),
         target: "≥ 50% of rate, p99 ≤ 10 ms".into(),
         met: ratio >= 0.5 && c.pct_ms(0.99) <= 10.0 && c.errors == 0,
+    });
+
+    // S1L: the limiter on the hot path. This build with its limits on but far from reached
+    // (the services' env everywhere in the bench) against the same build with them off,
+    // alternating.
+    let off_env: Vec<(String, String)> = env
+        .iter()
+        .filter(|(k, _)| !k.starts_with("PARLEY_RATE_LIMIT_"))
+        .cloned()
+        .chain(
+            RATE_LIMITS_OFF
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        )
+        .collect();
+    let unlimited = bench
+        .spawn("command-svc", &[], &off_env, "PARLEY_COMMAND_LISTEN")
+        .await?;
+    let (mut on_runs, mut off_runs) = (Vec::new(), Vec::new());
+    for round in 1..=ROUNDS {
+        for (label, base, runs) in [
+            ("limits off", &unlimited.base, &mut off_runs),
+            ("limits on", &command.base, &mut on_runs),
+        ] {
+            let r = drive(
+                CONNECTIONS,
+                bench.warmup,
+                bench.measure,
+                send_op(base, &bodies),
+            )
+            .await;
+            println!("  round {round} {label}: {}", r.line());
+            accepted += r.ok_total;
+            runs.push(r);
+        }
+    }
+    unlimited.stop().await;
+    let (on, off) = (pooled(on_runs), pooled(off_runs));
+    let l_ratio = on.rate() / off.rate();
+    report.add(Row {
+        id: "S1L".into(),
+        what: "S1 with rate limits on (not reached) vs off".into(),
+        parley: format!("limits on: {}", stats_cell(&on)),
+        baseline: format!("limits off: {}", stats_cell(&off)),
+        ratio: format!("{:.0}% of rate", l_ratio * 100.0),
+        target: "≥ 95% of rate".into(),
+        met: l_ratio >= 0.95 && on.errors == 0,
     });
 
     println!("  projector catching up on {accepted} sends before the run with it alongside…");
