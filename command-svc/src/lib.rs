@@ -96,6 +96,7 @@ async fn run(
     tasks.spawn("tenancy watcher", follow);
     live.replayed().await?;
     let keys = keys.with_live(live.clone());
+    let live_view: std::sync::Arc<dyn platform::live::LiveTenancy> = live.clone();
     let tenancy = tenancy::Tenancy::new(js.clone(), subjects.clone(), live.clone());
     let nats_js = js.clone();
     let log = log::EventLog::new(js, stream, subjects.clone(), pool.clone());
@@ -125,7 +126,8 @@ async fn run(
             executor::Executor::new(log, config.cache_channels),
             config.max_payload_bytes,
         )
-        .with_limiter(limiter.clone()),
+        .with_limiter(limiter.clone())
+        .with_tenancy(live_view),
         tokens,
     };
     let apis = (

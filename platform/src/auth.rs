@@ -280,7 +280,70 @@ impl Caller {
 /// saying why.
 #[derive(poem_openapi::SecurityScheme)]
 #[oai(ty = "bearer", checker = "caller_of_bearer")]
-pub struct CallerAuth(pub Caller);
+pub struct CallerBearer(pub Caller);
+
+/// The cookie browsers send the user token in.
+pub const TOKEN_COOKIE: &str = "parley_token";
+
+/// The value of the [`TOKEN_COOKIE`] cookie of `req` (RFC 6265 §5.4 `Cookie` header pairs).
+pub fn token_cookie(req: &poem::Request) -> Option<&str> {
+    req.headers()
+        .get_all(poem::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == TOKEN_COOKIE)
+        .map(|(_, value)| value.trim_matches('"'))
+}
+
+// The cookie scheme (its doc comment below is the OpenAPI text).
+/// `Cookie: parley_token=<user token>`, for browser apps (set HttpOnly by the dev-token
+/// answer; an app's own backend sets it the same way). Only user tokens, never API keys.
+#[derive(poem_openapi::SecurityScheme)]
+#[oai(
+    ty = "api_key",
+    key_name = "parley_token",
+    key_in = "cookie",
+    checker = "caller_of_cookie"
+)]
+pub struct CallerCookie(pub Caller);
+
+/// A read's credentials: a user token in the `parley_token` cookie, or `Authorization: Bearer`
+/// with an API key or a user token. With both, a cookie that does not verify falls back to
+/// the header, whose refusal is the one answered.
+#[derive(poem_openapi::SecurityScheme)]
+pub enum CallerAuth {
+    /// The cookie.
+    Cookie(CallerCookie),
+    /// The header.
+    Bearer(CallerBearer),
+}
+
+impl CallerAuth {
+    /// Who is calling.
+    pub fn caller(&self) -> &Caller {
+        match self {
+            CallerAuth::Cookie(c) => &c.0,
+            CallerAuth::Bearer(b) => &b.0,
+        }
+    }
+}
+
+async fn caller_of_cookie(
+    req: &poem::Request,
+    cookie: poem_openapi::auth::ApiKey,
+) -> poem::Result<Caller> {
+    let tokens = req.data::<UserTokens>().cloned().unwrap_or_default();
+    let reject = |e: ApiError| poem::Error::from_response(e.into_response());
+    let claims = verify_user(&tokens, cookie.key.trim()).map_err(reject)?;
+    let keys = req.data::<ApiKeys>().cloned().unwrap_or_default();
+    if keys.is_suspended(&claims.tenant) {
+        return Err(reject(suspended(&claims.tenant)));
+    }
+    count_tenant(req, &claims.tenant)?;
+    Ok(Caller::User(claims))
+}
 
 async fn caller_of_bearer(
     req: &poem::Request,

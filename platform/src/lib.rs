@@ -24,6 +24,10 @@
 //! - [`probes`]: `/health`, `/ready`, `/metrics`, one OpenAPI-documented API every binary
 //!   serves with its own readiness check.
 //! - [`shutdown`]: SIGINT/SIGTERM, the shared cancellation token, the task tracker.
+//! - [`live`]: what authentication asks of the live tenancy state (implemented elsewhere).
+//! - [`ratelimit`], [`instances`]: rate limits per tenant and user with the IETF draft's
+//!   headers, split over the live instances of a service.
+//! - [`origin`]: browser origins (same-origin rule, listed origins).
 
 pub mod auth;
 pub mod config;
@@ -35,6 +39,7 @@ pub mod instances;
 pub mod live;
 pub mod log;
 pub mod openapi;
+pub mod origin;
 pub mod params;
 pub mod probes;
 pub mod ratelimit;

@@ -24,6 +24,19 @@ pub struct RateSettings {
     pub user_reads_per_s: Option<u32>,
 }
 
+/// A tenant's own limits on what its commands may do (`None`: the deployment's).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TenantLimits {
+    /// Largest decoded message payload, bytes (capped by the deployment's).
+    pub max_payload_bytes: Option<u32>,
+    /// Most members of one group.
+    pub max_group_members: Option<u32>,
+    /// Shortest token lifetime a mint may ask for, seconds.
+    pub token_ttl_min_s: Option<u32>,
+    /// Longest token lifetime a mint may ask for, seconds.
+    pub token_ttl_max_s: Option<u32>,
+}
+
 /// The live tenancy state: tenants and keys created, changed and revoked at run time.
 pub trait LiveTenancy: Send + Sync + std::fmt::Debug + 'static {
     /// The tenant of an API key minted by the admin API: `None` if this is not such a key,
@@ -42,4 +55,13 @@ pub trait LiveTenancy: Send + Sync + std::fmt::Debug + 'static {
 
     /// `tenant`'s own rate quotas.
     fn rate_settings(&self, tenant: &TenantId) -> RateSettings;
+
+    /// `tenant`'s own command limits.
+    fn limits(&self, tenant: &TenantId) -> TenantLimits;
+
+    /// `tenant`'s own browser origins (`None`: the deployment's list applies).
+    fn allowed_origins(&self, tenant: &TenantId) -> Option<Vec<String>>;
+
+    /// Whether any tenant lists `origin` (for CORS preflights, which carry no credential).
+    fn lists_origin(&self, origin: &str) -> bool;
 }

@@ -23,6 +23,9 @@ pub struct Config {
     /// `PARLEY_DEV_TOKENS=1` enables `POST /v1/dev/tokens` for the tenant `PARLEY_DEV_TENANT`
     /// (default `dev`); never in production.
     pub dev_tenant: Option<events::TenantId>,
+    /// `PARLEY_ALLOWED_ORIGINS`: browser origins allowed for tenants without their own
+    /// `allowed_origins` setting (comma-separated; default none: same-origin only).
+    pub allowed_origins: Vec<String>,
 }
 
 impl Config {
@@ -47,6 +50,8 @@ impl Config {
             } else {
                 None
             },
+            allowed_origins: platform::origin::parse_list(&src.string("allowed_origins", ""))
+                .map_err(anyhow::Error::msg)?,
         })
     }
 }

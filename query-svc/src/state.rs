@@ -128,18 +128,23 @@ pub async fn build(config: &Config, keys: ApiKeys, stop: &Shutdown) -> anyhow::R
         stop: stop.clone(),
         typing: typing.clone(),
         tasks: tasks.clone(),
-        tenancy: live,
+        tenancy: live.clone(),
+        allowed_origins: Arc::new(config.allowed_origins.clone()),
     });
+    let cors_origins = (Arc::new(config.allowed_origins.clone()), live);
     let app = api::app(state, keys, rt, config.dev_tenant.clone())
         .data(platform::http::BodyRules {
             max_payload_bytes: 0,
             timeout: config.common.http.body_timeout,
         })
-        .data(limiter);
-    Ok(Built {
-        app: app.map_to_response().boxed(),
-        tasks,
-    })
+        .data(limiter)
+        .map_to_response()
+        .boxed()
+        .with(platform::origin::cors(move |o| {
+            cors_origins.0.iter().any(|l| l == o)
+                || platform::live::LiveTenancy::lists_origin(&*cors_origins.1, o)
+        }));
+    Ok(Built { app, tasks })
 }
 
 /// Drops idle users' typing limits every [`realtime::typing::SWEEP_EVERY`] until `stop`.

@@ -15,7 +15,7 @@ use events::subject::Subjects;
 use events::tenancy::{self as wire, TenancyEnvelope};
 use events::{TenantId, Uid};
 use futures::StreamExt;
-use platform::live::{KeyRefusal, LiveTenancy, RateSettings};
+use platform::live::{KeyRefusal, LiveTenancy, RateSettings, TenantLimits};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::sync::{broadcast, watch};
@@ -259,6 +259,30 @@ impl LiveTenancy for Live {
 
     fn tokens_revoked_at(&self, tenant: &TenantId, uid: &Uid) -> Option<u64> {
         self.read(|r| r.tokens_revoked_at(tenant, uid))
+    }
+
+    fn limits(&self, tenant: &TenantId) -> TenantLimits {
+        self.read(|r| {
+            r.tenant(tenant)
+                .map(|t| TenantLimits {
+                    max_payload_bytes: t.settings.max_payload_bytes,
+                    max_group_members: t.settings.max_group_members,
+                    token_ttl_min_s: t.settings.token_ttl_min_s,
+                    token_ttl_max_s: t.settings.token_ttl_max_s,
+                })
+                .unwrap_or_default()
+        })
+    }
+
+    fn allowed_origins(&self, tenant: &TenantId) -> Option<Vec<String>> {
+        self.read(|r| {
+            r.tenant(tenant)
+                .and_then(|t| t.settings.allowed_origins.clone())
+        })
+    }
+
+    fn lists_origin(&self, origin: &str) -> bool {
+        self.read(|r| r.lists_origin(origin))
     }
 
     fn rate_settings(&self, tenant: &TenantId) -> RateSettings {

@@ -203,6 +203,16 @@ impl Registry {
         self.keys.get(key_id).filter(|k| &k.tenant == tenant)
     }
 
+    /// Whether any tenant lists `origin` among its `allowed_origins`.
+    pub fn lists_origin(&self, origin: &str) -> bool {
+        self.tenants.values().any(|t| {
+            t.settings
+                .allowed_origins
+                .as_ref()
+                .is_some_and(|o| o.iter().any(|x| x == origin))
+        })
+    }
+
     /// The revocation time of `uid`'s tokens in `tenant`, seconds: tokens with `iat` at or
     /// before it are void.
     pub fn tokens_revoked_at(&self, tenant: &TenantId, uid: &Uid) -> Option<u64> {

@@ -254,6 +254,7 @@ impl TestEnv {
                 sync_wait: Duration::from_millis(3000),
             },
             dev_tenant: Some(events::TenantId::parse("acme")?),
+            allowed_origins: Vec::new(),
         };
         tweak(&mut config);
         spawn_http(|acceptor, stop| query_svc::serve(config, acceptor, stop)).await

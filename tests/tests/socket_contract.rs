@@ -194,9 +194,17 @@ async fn a_late_sync_reports_gaps_instead_of_breaking_order() {
         .await
         .expect("query-svc");
     let c = Api::new(&cmd.url(), KEY_ACME);
+    // A sentinel user's socket: once carol's message (sent after alice's five) reaches her,
+    // the hub has followed the log past them, so they are history for bob, not live.
+    let carol = mint(&c, "carol", 1).await.expect("token");
+    let mut sentinel = Ws::connect(&query.url(), &carol).await.expect("connect");
+    sentinel.sync(json!({"type": "sync"})).await.expect("sync");
     for i in 0..5 {
         send(&c, "alice", 1, "bob", &format!("old {i}")).await;
     }
+    send(&c, "alice", 1, "carol", "sentinel").await;
+    let f = sentinel.expect("message", WAIT).await.expect("sentinel");
+    assert_eq!(f["channel_id"], "alice", "{f}");
     let token = mint(&c, "bob", 1).await.expect("token");
     let mut b = Ws::connect(&query.url(), &token).await.expect("connect");
     tokio::time::sleep(Duration::from_millis(500)).await;

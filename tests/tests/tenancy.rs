@@ -423,3 +423,105 @@ async fn revoking_a_users_tokens_closes_their_sockets_with_4001_and_new_tokens_w
     let mut again = Ws::connect(&qa.url(), &fresh).await.expect("ws");
     again.sync(json!({"type": "sync"})).await.expect("sync");
 }
+
+#[tokio::test]
+async fn a_tenants_own_limits_shape_its_commands() {
+    let env = TestEnv::new().await.expect("env");
+    let cmd = env.command_svc().await.expect("command-svc");
+    let (s, t) = admin(&cmd.url())
+        .post(
+            "/v1/admin/tenants",
+            &json!({"tenant_id": "tight", "settings": {
+                "max_payload_bytes": 4, "max_group_members": 2,
+                "token_ttl_min_s": 120, "token_ttl_max_s": 600}}),
+        )
+        .await
+        .expect("create");
+    assert_eq!(s, 201, "{t}");
+    let key = t["api_key"]["key"].as_str().expect("key").to_owned();
+    let api = Api::new(&cmd.url(), &key);
+
+    // "aGk=" is 2 bytes, "aGVsbG8=" 5.
+    assert_eq!(send(&cmd.url(), &key, "a", "b").await.0, 200);
+    let (s, e) = api
+        .post(
+            "/v1/messages",
+            &json!({"channel_type": 1, "channel_id": "b", "from_uid": "a", "payload": "aGVsbG8="}),
+        )
+        .await
+        .expect("send");
+    assert_eq!(
+        (s, e["error"]["field"].as_str()),
+        (413, Some("payload")),
+        "{e}"
+    );
+
+    let (s, e) = api
+        .post(
+            "/v1/channels",
+            &json!({"channel_id": "g", "members": ["a", "b", "c"]}),
+        )
+        .await
+        .expect("create group");
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (409, Some("GROUP_FULL")),
+        "{e}"
+    );
+    let (s, _) = api
+        .post(
+            "/v1/channels",
+            &json!({"channel_id": "g", "members": ["a", "b"]}),
+        )
+        .await
+        .expect("create group");
+    assert_eq!(s, 200);
+    let (s, e) = api
+        .post("/v1/channels/g/members", &json!({"uids": ["c"]}))
+        .await
+        .expect("add");
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (409, Some("GROUP_FULL")),
+        "{e}"
+    );
+
+    let (s, e) = api
+        .post(
+            "/v1/users/a/tokens",
+            &json!({"device_flag": 1, "ttl_s": 60}),
+        )
+        .await
+        .expect("mint");
+    assert_eq!(
+        (s, e["error"]["field"].as_str()),
+        (400, Some("ttl_s")),
+        "{e}"
+    );
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
+    let (s, m) = api
+        .post("/v1/users/a/tokens", &json!({"device_flag": 1}))
+        .await
+        .expect("mint");
+    assert_eq!(s, 200, "{m}");
+    let lifetime = m["expires_at"].as_i64().expect("expires_at") - before;
+    assert!(
+        (598_000..=602_000).contains(&lifetime),
+        "default lifetime not capped: {lifetime} ms"
+    );
+    // Other tenants keep the deployment's limits.
+    assert_eq!(
+        Api::new(&cmd.url(), KEY_ACME)
+            .post(
+                "/v1/messages",
+                &json!({"channel_type": 1, "channel_id": "b", "from_uid": "a", "payload": "aGVsbG8="}),
+            )
+            .await
+            .expect("send")
+            .0,
+        200
+    );
+}

@@ -22,7 +22,8 @@ pub struct TokenRequest {
     /// 0 app, 1 web, 2 desktop.
     #[oai(validator(minimum(value = "0"), maximum(value = "2")))]
     pub device_flag: u8,
-    /// Lifetime in seconds, 60–2,592,000 (30 days); default 86,400.
+    /// Lifetime in seconds, 60–2,592,000 (30 days), within the tenant's `token_ttl_min_s` and
+    /// `token_ttl_max_s` if set; default 86,400 (brought within those bounds).
     #[oai(nullable, validator(minimum(value = "60"), maximum(value = "2592000")))]
     #[serde(default)]
     pub ttl_s: Option<u64>,
@@ -84,15 +85,21 @@ impl TokensApi {
         let uid = id("uid", uid.0 .0, Uid::parse)?;
         let device_flag = DeviceFlag::try_from(body.0.device_flag)
             .map_err(|e| ApiError::validation("device_flag", e))?;
-        let ttl_s = body.0.ttl_s.unwrap_or(DEFAULT_TTL_S);
-        if !TTL_RANGE_S.contains(&ttl_s) {
+        // The tenant's own bounds (admin API settings) narrow the service's.
+        let own = self.state.commands.limits(&auth.0);
+        let lo = own
+            .token_ttl_min_s
+            .map_or(*TTL_RANGE_S.start(), u64::from)
+            .max(*TTL_RANGE_S.start());
+        let hi = own
+            .token_ttl_max_s
+            .map_or(*TTL_RANGE_S.end(), u64::from)
+            .min(*TTL_RANGE_S.end());
+        let ttl_s = body.0.ttl_s.unwrap_or(DEFAULT_TTL_S.clamp(lo, hi));
+        if !(lo..=hi).contains(&ttl_s) {
             return Err(ApiError::validation(
                 "ttl_s",
-                format!(
-                    "ttl_s must be {}..={} seconds",
-                    TTL_RANGE_S.start(),
-                    TTL_RANGE_S.end()
-                ),
+                format!("ttl_s must be {lo}..={hi} seconds"),
             )
             .into());
         }

@@ -94,7 +94,8 @@ impl CommandError {
                 DomainError::NotAMember(_) => 403,
                 DomainError::ChannelExists
                 | DomainError::ChannelRetired
-                | DomainError::IdempotencyConflict => 409,
+                | DomainError::IdempotencyConflict
+                | DomainError::GroupFull { .. } => 409,
             },
             CommandError::Unavailable(_) => 503,
             CommandError::Internal(_) => 500,
@@ -123,6 +124,7 @@ impl CommandError {
                     DomainError::NotAMember(_) => "NOT_A_MEMBER",
                     DomainError::ChannelExists | DomainError::ChannelRetired => "CHANNEL_EXISTS",
                     DomainError::IdempotencyConflict => "IDEMPOTENCY_CONFLICT",
+                    DomainError::GroupFull { .. } => "GROUP_FULL",
                 };
                 let field = matches!(d, DomainError::IdempotencyConflict)
                     .then(|| "client_msg_no".to_owned());

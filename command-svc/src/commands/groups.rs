@@ -39,7 +39,8 @@ impl Command for CreateGroup {
 
     /// # Errors
     /// 400 naming `channel_id`, `name` ([`events::text::GROUP_NAME`]) or `members[i]`; 409
-    /// `CHANNEL_EXISTS` if the id is or was in use; 503.
+    /// `CHANNEL_EXISTS` if the id is or was in use, `GROUP_FULL` beyond the tenant's
+    /// `max_group_members`; 503.
     async fn run(self, on: &Commands, tenant: &TenantId) -> Result<GroupChanged, CommandError> {
         let (channel_id, key) = group(self.channel_id)?;
         if let Some(name) = &self.name {
@@ -51,6 +52,7 @@ impl Command for CreateGroup {
         let cmd = Domain::CreateGroup {
             name: self.name,
             members,
+            max_members: on.limits(tenant).max_group_members,
         };
         let o = on.executor.execute(tenant, &key, cmd).await?;
         Ok(changed(&channel_id, &o))
@@ -75,7 +77,8 @@ impl Command for AddMembers {
     /// Idempotent: current members are ignored (and not listed in `added`).
     ///
     /// # Errors
-    /// 400 naming `channel_id` or `uids` (empty, too many, `uids[i]` malformed); 404; 503.
+    /// 400 naming `channel_id` or `uids` (empty, too many, `uids[i]` malformed); 404; 409
+    /// `GROUP_FULL` beyond the tenant's `max_group_members`; 503.
     async fn run(self, on: &Commands, tenant: &TenantId) -> Result<GroupChanged, CommandError> {
         let (channel_id, key) = group(self.channel_id)?;
         if self.uids.is_empty() {
@@ -84,7 +87,14 @@ impl Command for AddMembers {
         let list = uids("uids", self.uids)?;
         let o = on
             .executor
-            .execute(tenant, &key, Domain::AddMembers { uids: list })
+            .execute(
+                tenant,
+                &key,
+                Domain::AddMembers {
+                    uids: list,
+                    max_members: on.limits(tenant).max_group_members,
+                },
+            )
             .await?;
         Ok(changed(&channel_id, &o))
     }

@@ -36,7 +36,7 @@ impl Commands {
         tenant: &TenantId,
         c: SendMessage,
     ) -> Result<PreparedSend, CommandError> {
-        PreparedSend::new(tenant, c, self.max_payload_bytes)
+        PreparedSend::new(tenant, c, self.max_payload_for(tenant))
     }
 }
 

@@ -49,6 +49,7 @@ pub struct Commands {
     executor: Arc<Executor>,
     max_payload_bytes: usize,
     limiter: Option<Arc<platform::ratelimit::Limiter>>,
+    tenancy: Option<Arc<dyn platform::live::LiveTenancy>>,
 }
 
 impl Commands {
@@ -58,7 +59,32 @@ impl Commands {
             executor: Arc::new(executor),
             max_payload_bytes,
             limiter: None,
+            tenancy: None,
         }
+    }
+
+    /// These commands, applying each tenant's own limits (payload size, group size) from
+    /// `tenancy`.
+    pub fn with_tenancy(mut self, tenancy: Arc<dyn platform::live::LiveTenancy>) -> Self {
+        self.tenancy = Some(tenancy);
+        self
+    }
+
+    /// `tenant`'s own limits.
+    pub fn limits(&self, tenant: &TenantId) -> platform::live::TenantLimits {
+        self.tenancy
+            .as_ref()
+            .map(|t| t.limits(tenant))
+            .unwrap_or_default()
+    }
+
+    /// The largest decoded payload for `tenant`: its own setting, capped by the service's.
+    pub fn max_payload_for(&self, tenant: &TenantId) -> usize {
+        self.limits(tenant)
+            .max_payload_bytes
+            .map_or(self.max_payload_bytes, |m| {
+                (m as usize).min(self.max_payload_bytes)
+            })
     }
 
     /// These commands, counting sends and read-position moves against each user's limits

@@ -74,11 +74,15 @@ pub enum Command {
         name: Option<String>,
         /// Initial members (deduplicated by `decide`).
         members: Vec<Uid>,
+        /// Most members the group may have (the tenant's `max_group_members`), if limited.
+        max_members: Option<u32>,
     },
     /// Add members (idempotent: known members are ignored).
     AddMembers {
         /// Who.
         uids: Vec<Uid>,
+        /// Most members the group may have, if limited.
+        max_members: Option<u32>,
     },
     /// Remove a member.
     RemoveMember {
@@ -120,6 +124,14 @@ pub enum DomainError {
     /// The `client_msg_no` was used before with another payload.
     #[error("client_msg_no was already used with a different payload")]
     IdempotencyConflict,
+    /// The group would exceed the tenant's `max_group_members`.
+    #[error("the group would have {would} members; the tenant allows at most {max}")]
+    GroupFull {
+        /// The limit.
+        max: u32,
+        /// The size the command would have made.
+        would: usize,
+    },
 }
 
 /// What `decide` concluded.
@@ -191,7 +203,11 @@ pub fn decide(
                 timestamp,
             })]))
         }
-        Command::CreateGroup { name, members } => {
+        Command::CreateGroup {
+            name,
+            members,
+            max_members,
+        } => {
             let Some(channel_id) = group_id(key) else {
                 return Err(DomainError::ChannelNotFound);
             };
@@ -202,17 +218,18 @@ pub fn decide(
                 return Err(DomainError::ChannelExists);
             }
             let mut seen = BTreeSet::new();
-            let members = members
+            let members: Vec<Uid> = members
                 .into_iter()
                 .filter(|m| seen.insert(m.clone()))
                 .collect();
+            full(max_members, members.len())?;
             Ok(Decision::Append(vec![Event::GroupCreated(GroupCreated {
                 channel_id,
                 name,
                 members,
             })]))
         }
-        Command::AddMembers { uids } => {
+        Command::AddMembers { uids, max_members } => {
             let channel_id = live_group(state, key)?;
             let mut seen = BTreeSet::new();
             let uids: Vec<Uid> = uids
@@ -222,6 +239,7 @@ pub fn decide(
             if uids.is_empty() {
                 return Ok(Decision::Append(vec![]));
             }
+            full(max_members, state.members.len() + uids.len())?;
             Ok(Decision::Append(vec![Event::MembersAdded(MembersAdded {
                 channel_id,
                 uids,
@@ -264,6 +282,14 @@ pub fn decide(
                 },
             )]))
         }
+    }
+}
+
+/// [`DomainError::GroupFull`] when `would` members exceed `max`.
+fn full(max: Option<u32>, would: usize) -> Result<(), DomainError> {
+    match max {
+        Some(max) if would > max as usize => Err(DomainError::GroupFull { max, would }),
+        _ => Ok(()),
     }
 }
 

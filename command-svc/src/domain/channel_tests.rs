@@ -92,7 +92,8 @@ fn group_rules() {
             &key,
             Command::CreateGroup {
                 name: None,
-                members: vec![]
+                members: vec![],
+                max_members: None,
             }
         ),
         Err(DomainError::ChannelExists)
@@ -103,6 +104,7 @@ fn group_rules() {
         &key,
         Command::AddMembers {
             uids: vec![uid("a"), uid("c"), uid("c")],
+            max_members: None,
         },
     ));
     assert_eq!(
@@ -116,7 +118,8 @@ fn group_rules() {
         &state,
         &key,
         Command::AddMembers {
-            uids: vec![uid("a")]
+            uids: vec![uid("a")],
+            max_members: None,
         }
     ))
     .is_empty());
@@ -151,7 +154,8 @@ fn group_rules() {
             &key,
             Command::CreateGroup {
                 name: None,
-                members: vec![]
+                members: vec![],
+                max_members: None,
             }
         ),
         Err(DomainError::ChannelRetired)
@@ -215,4 +219,58 @@ fn read_positions_are_capped_and_need_a_conversation() {
         },
     ));
     assert!(matches!(&ev[0], Event::ReadPositionSet(r) if r.message_seq == 1));
+}
+
+#[test]
+fn a_group_never_grows_past_the_tenants_limit() {
+    let key = ChannelKey::Group {
+        id: ChannelId::parse("g").unwrap(),
+    };
+    let empty = ChannelState::default();
+    assert_eq!(
+        decide(
+            &empty,
+            &key,
+            Command::CreateGroup {
+                name: None,
+                members: vec![uid("a"), uid("b"), uid("b"), uid("c")],
+                max_members: Some(2),
+            }
+        ),
+        Err(DomainError::GroupFull { max: 2, would: 3 })
+    );
+    let state = given(&[created(&["a", "b"])]);
+    // Re-adding members costs nothing; one more than the limit is refused whole.
+    assert!(appended(decide(
+        &state,
+        &key,
+        Command::AddMembers {
+            uids: vec![uid("a"), uid("b")],
+            max_members: Some(2),
+        }
+    ))
+    .is_empty());
+    assert_eq!(
+        decide(
+            &state,
+            &key,
+            Command::AddMembers {
+                uids: vec![uid("c")],
+                max_members: Some(2),
+            }
+        ),
+        Err(DomainError::GroupFull { max: 2, would: 3 })
+    );
+    assert_eq!(
+        appended(decide(
+            &state,
+            &key,
+            Command::AddMembers {
+                uids: vec![uid("c")],
+                max_members: Some(3),
+            }
+        ))
+        .len(),
+        1
+    );
 }

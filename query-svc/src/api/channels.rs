@@ -120,9 +120,9 @@ impl ChannelsApi {
         /// Wait until the read models include this event-log sequence.
         min_event_seq: Query<Option<u64>>,
     ) -> Result<Json<ChannelInfo>, Failure<ChannelErrors>> {
-        let tenant = auth.0.tenant().clone();
+        let tenant = auth.caller().tenant().clone();
         let channel_id = parse_channel_id(&channel_id.0)?;
-        let viewer = optional_uid(&auth.0, uid.0.as_deref())?;
+        let viewer = optional_uid(auth.caller(), uid.0.as_deref())?;
         if let Some(v) = &viewer {
             super::count_read(&self.state, req, &tenant, v)?;
         }
@@ -167,9 +167,9 @@ impl ChannelsApi {
         /// Wait until the read models include this event-log sequence.
         min_event_seq: Query<Option<u64>>,
     ) -> Result<Json<MemberPage>, Failure<ChannelErrors>> {
-        let tenant = auth.0.tenant().clone();
+        let tenant = auth.caller().tenant().clone();
         let channel_id = parse_channel_id(&channel_id.0)?;
-        let viewer = optional_uid(&auth.0, uid.0.as_deref())?;
+        let viewer = optional_uid(auth.caller(), uid.0.as_deref())?;
         if let Some(v) = &viewer {
             super::count_read(&self.state, req, &tenant, v)?;
         }

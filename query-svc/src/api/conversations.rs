@@ -98,8 +98,8 @@ impl ConversationsApi {
         /// Wait until the read models include this event-log sequence.
         min_event_seq: Query<Option<u64>>,
     ) -> Result<SerdeJson<ConversationPage>, Failure<ConversationErrors>> {
-        let tenant = auth.0.tenant().clone();
-        let uid = auth.0.viewer("uid", Some(&uid.0))?;
+        let tenant = auth.caller().tenant().clone();
+        let uid = auth.caller().viewer("uid", Some(&uid.0))?;
         super::count_read(&self.state, req, &tenant, &uid)?;
         let limit = parse_limit(limit.0, DEFAULT_LIMIT, MAX_LIMIT)?;
         let cursor = cursor

@@ -81,11 +81,11 @@ impl MessagesApi {
         /// sequence; 503 `PROJECTION_LAGGING` if they do not in time.
         min_event_seq: Query<Option<u64>>,
     ) -> Result<SerdeJson<MessagePage>, Failure<MessageErrors>> {
-        let tenant = auth.0.tenant().clone();
+        let tenant = auth.caller().tenant().clone();
         let channel_type = parse_channel_type(channel_type.0)?;
         let channel_id = parse_channel_id(&channel_id.0)?;
-        let viewer = auth.0.viewer("uid", uid.0.as_deref())?;
-        super::count_read(&self.state, req, auth.0.tenant(), &viewer)?;
+        let viewer = auth.caller().viewer("uid", uid.0.as_deref())?;
+        super::count_read(&self.state, req, auth.caller().tenant(), &viewer)?;
         let limit = parse_limit(limit.0, DEFAULT_LIMIT, MAX_LIMIT)?;
         let page = HistoryPage::new(after_seq.0, before_seq.0);
         self.state.consistent(&READS, min_event_seq.0).await?;
@@ -147,11 +147,11 @@ impl MessagesApi {
         /// Wait until the read models include this event-log sequence.
         min_event_seq: Query<Option<u64>>,
     ) -> Result<SerdeJson<Message>, Failure<MessageErrors>> {
-        let tenant = auth.0.tenant().clone();
+        let tenant = auth.caller().tenant().clone();
         let id = uuid::Uuid::parse_str(message_id.0.trim())
             .map_err(|_| ApiError::validation("message_id", "message_id must be a UUID"))?;
-        let viewer = auth.0.viewer("uid", uid.0.as_deref())?;
-        super::count_read(&self.state, req, auth.0.tenant(), &viewer)?;
+        let viewer = auth.caller().viewer("uid", uid.0.as_deref())?;
+        super::count_read(&self.state, req, auth.caller().tenant(), &viewer)?;
         self.state.consistent(&READS, min_event_seq.0).await?;
 
         let found = store::messages::by_id(

@@ -84,6 +84,20 @@ pub struct DevToken {
     pub device_flag: u8,
 }
 
+/// A dev token's answer: the token in the body, and as the `parley_token` cookie.
+#[derive(poem_openapi::ApiResponse)]
+pub enum DevTokenAnswer {
+    /// The token. `Set-Cookie: parley_token=<token>; HttpOnly; Secure; SameSite=Lax; Path=/;
+    /// Max-Age=<lifetime>` lets a browser page read and subscribe without handling the token.
+    #[oai(status = 200)]
+    Ok(
+        Json<DevToken>,
+        /// The token as an HttpOnly cookie.
+        #[oai(header = "Set-Cookie")]
+        String,
+    ),
+}
+
 /// Presence, dev tokens and the browser client.
 pub struct RealtimeApi {
     /// Shared realtime state.
@@ -122,7 +136,7 @@ impl RealtimeApi {
             )
             .into());
         }
-        let online = self.rt.presence.online(auth.0.tenant(), &parsed);
+        let online = self.rt.presence.online(auth.caller().tenant(), &parsed);
         Ok(Json(
             online
                 .into_iter()
@@ -145,7 +159,7 @@ impl RealtimeApi {
     async fn dev_token(
         &self,
         body: JsonBody<DevTokenRequest>,
-    ) -> Result<Json<DevToken>, Failure<super::docs::DevTokenErrors>> {
+    ) -> Result<DevTokenAnswer, Failure<super::docs::DevTokenErrors>> {
         let Some(tenant) = &self.dev_tenant else {
             return Err(ApiError::not_found("NOT_FOUND", "dev tokens are disabled").into());
         };
@@ -158,14 +172,22 @@ impl RealtimeApi {
             .tokens
             .mint(tenant, &uid, device, DEFAULT_TTL_S)
             .map_err(|e| ApiError::unavailable("TOKENS_DISABLED", e.to_string()))?;
-        Ok(Json(DevToken {
-            token: minted.token,
-            expires_at: i64::try_from(minted.expires_at_s)
-                .unwrap_or(0)
-                .saturating_mul(1000),
-            uid: uid.as_str().to_owned(),
-            device_flag: device.as_u8(),
-        }))
+        let cookie = format!(
+            "{}={}; HttpOnly; Secure; SameSite=Lax; Path=/; Max-Age={DEFAULT_TTL_S}",
+            platform::auth::TOKEN_COOKIE,
+            minted.token
+        );
+        Ok(DevTokenAnswer::Ok(
+            Json(DevToken {
+                token: minted.token,
+                expires_at: i64::try_from(minted.expires_at_s)
+                    .unwrap_or(0)
+                    .saturating_mul(1000),
+                uid: uid.as_str().to_owned(),
+                device_flag: device.as_u8(),
+            }),
+            cookie,
+        ))
     }
 
     /// The browser chat client.

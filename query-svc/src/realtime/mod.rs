@@ -79,6 +79,8 @@ pub struct Realtime {
     pub tasks: platform::shutdown::Tasks,
     /// The live tenancy registry (token revocations close sessions).
     pub tenancy: Arc<tenancy::Live>,
+    /// Browser origins allowed for tenants without their own list (`PARLEY_ALLOWED_ORIGINS`).
+    pub allowed_origins: Arc<Vec<String>>,
 }
 
 /// Resolves when the token of `claims` is revoked (`POST /v1/users/{uid}/tokens/revoke`):
@@ -116,10 +118,12 @@ pub async fn revoked(live: Arc<tenancy::Live>, claims: platform::token::UserClai
 
 impl Realtime {
     /// Admits a socket or event-stream request: its user token (`Authorization: Bearer
-    /// <token>`, else `?token=`) must verify, and the hub must follow the log.
+    /// <token>`, else `?token=`, else the `parley_token` cookie) must verify, its `Origin`
+    /// must be allowed for the tenant ([`platform::origin`]), and the hub must follow the log.
     ///
     /// # Errors
-    /// 401 `UNAUTHORIZED` saying why (expired, revoked, …); 403 `TENANT_SUSPENDED`; 503
+    /// 401 `UNAUTHORIZED` saying why (expired, revoked, …); 403 `TENANT_SUSPENDED` or
+    /// `ORIGIN_NOT_ALLOWED`; 503
     /// `HUB_STARTING` while the hub loads its snapshot.
     pub fn admit(
         &self,
@@ -130,16 +134,33 @@ impl Realtime {
             .get(poem::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "));
+        let cookie = platform::auth::token_cookie(req);
         let token = header
-            .or_else(|| query_param(req, "token"))
+            .map(str::to_owned)
+            .or_else(|| query_param(req, "token").map(str::to_owned))
+            .or_else(|| cookie.map(str::to_owned))
             .ok_or_else(|| {
                 platform::error::ApiError::unauthorized(
-                    "send a user token as Authorization: Bearer <token> or ?token=<token>",
+                    "send a user token as Authorization: Bearer <token>, ?token=<token> or \
+                     the parley_token cookie",
                 )
             })?;
         let claims = platform::auth::verify_user(&self.tokens, token.trim())?;
-        if platform::live::LiveTenancy::suspended(&*self.tenancy, &claims.tenant) {
+        let live = &*self.tenancy;
+        if platform::live::LiveTenancy::suspended(live, &claims.tenant) {
             return Err(platform::auth::suspended(&claims.tenant));
+        }
+        let listed = platform::live::LiveTenancy::allowed_origins(live, &claims.tenant);
+        if !platform::origin::allowed(req, listed.as_deref().unwrap_or(&self.allowed_origins)) {
+            return Err(platform::error::ApiError::forbidden(
+                "ORIGIN_NOT_ALLOWED",
+                format!(
+                    "origin {} may not open sessions of tenant {}: add it to the tenant's \
+                     allowed_origins",
+                    platform::origin::of(req).unwrap_or(""),
+                    claims.tenant.as_str()
+                ),
+            ));
         }
         if !self.hub.ready() {
             return Err(platform::error::ApiError::unavailable(
