@@ -236,6 +236,12 @@ impl Live {
     pub fn revocations(&self) -> broadcast::Receiver<Revocation> {
         self.revocations.subscribe()
     }
+
+    /// Changes as they are applied (the last applied sequence), for watching a tenant's
+    /// suspension.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.applied.subscribe()
+    }
 }
 
 impl LiveTenancy for Live {

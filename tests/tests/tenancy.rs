@@ -224,10 +224,14 @@ async fn a_tenants_keys_and_suspension_hold_on_every_instance_within_a_second() 
     let token = mint(&Api::new(&a.url(), &second_key), "peter", 1)
         .await
         .expect("token");
+    let mut open = Ws::connect(&qa.url(), &token).await.expect("ws");
+    open.sync(json!({"type": "sync"})).await.expect("sync");
     let (s, t) = admin(&b.url())
         .patch("/v1/admin/tenants/initech", &json!({"suspended": true}))
         .await
         .expect("suspend");
+    // The tenant's open sockets close with 4003.
+    assert_eq!(open.closed_within(WITHIN).await.expect("closed"), 4003);
     assert_eq!((s, t["suspended"].as_bool()), (200, Some(true)), "{t}");
     assert_eq!(
         t["settings"]["user_sends_per_s"], 30,

@@ -83,35 +83,34 @@ pub struct Realtime {
     pub allowed_origins: Arc<Vec<String>>,
 }
 
-/// Resolves when the token of `claims` is revoked (`POST /v1/users/{uid}/tokens/revoke`):
-/// the session then closes with 4001. Never resolves otherwise.
-pub async fn revoked(live: Arc<tenancy::Live>, claims: platform::token::UserClaims) {
+/// Resolves when a session opened with `claims` must end: its token was revoked
+/// (`POST /v1/users/{uid}/tokens/revoke`; 4001) or its tenant suspended (4003). Never
+/// resolves otherwise.
+pub async fn voided(live: Arc<tenancy::Live>, claims: platform::token::UserClaims) -> sink::End {
     use platform::live::LiveTenancy as _;
     use tokio::sync::broadcast::error::RecvError;
-    let voids = |before: u64| before >= claims.issued_at_s;
-    // Subscribed before the check: a revocation applied in between is seen by one of them.
-    let mut rx = live.revocations();
-    if live
-        .tokens_revoked_at(&claims.tenant, &claims.uid)
-        .is_some_and(voids)
-    {
-        return;
-    }
+    let revoked = |live: &tenancy::Live| {
+        live.tokens_revoked_at(&claims.tenant, &claims.uid)
+            .is_some_and(|before| before >= claims.issued_at_s)
+    };
+    // Subscribed before the checks: a change applied in between is seen by one of them.
+    let mut revocations = live.revocations();
+    let mut changes = live.changes();
     loop {
-        match rx.recv().await {
-            Ok(r) if r.tenant == claims.tenant && r.uid == claims.uid && voids(r.before_s) => {
-                return
-            }
-            Ok(_) => {}
-            Err(RecvError::Lagged(_)) => {
-                if live
-                    .tokens_revoked_at(&claims.tenant, &claims.uid)
-                    .is_some_and(voids)
-                {
-                    return;
-                }
-            }
-            Err(RecvError::Closed) => std::future::pending::<()>().await,
+        if revoked(&live) {
+            return sink::End::Revoked;
+        }
+        if live.suspended(&claims.tenant) {
+            return sink::End::Suspended;
+        }
+        tokio::select! {
+            r = revocations.recv() => match r {
+                Ok(_) | Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => std::future::pending::<()>().await,
+            },
+            c = changes.changed() => if c.is_err() {
+                std::future::pending::<()>().await;
+            },
         }
     }
 }

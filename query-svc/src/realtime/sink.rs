@@ -12,6 +12,8 @@ pub enum End {
     Expired,
     /// The user's tokens were revoked (4001).
     Revoked,
+    /// The tenant was suspended (4003).
+    Suspended,
     /// Binary, oversized or unreadable frame (4002).
     Protocol,
     /// The outbound queue overflowed (4008).
@@ -30,6 +32,7 @@ impl End {
             End::Shutdown => (1001, "server shutting down; reconnect and sync"),
             End::Expired => (4001, "token expired"),
             End::Revoked => (4001, "token revoked"),
+            End::Suspended => (4003, "tenant suspended"),
             End::Protocol => (4002, "protocol error"),
             End::SlowConsumer => (4008, "slow consumer; reconnect and sync"),
             End::Idle => (4009, "idle timeout"),

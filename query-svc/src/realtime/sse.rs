@@ -93,9 +93,9 @@ async fn run(
     let sync = serde_json::json!({"type": "sync", "since_event_seq": since}).to_string();
     let started = session.on_text(&sync, &mut sink).await;
     let expiry = tokio::time::sleep(super::until(claims.expires_at_s));
-    let revoked = super::revoked(rt.tenancy.clone(), claims.clone());
+    let voided = super::voided(rt.tenancy.clone(), claims.clone());
     let stop = rt.stop.clone().wait();
-    tokio::pin!(expiry, revoked, stop);
+    tokio::pin!(expiry, voided, stop);
     let end = match started {
         Err(e) => e,
         Ok(_) => loop {
@@ -103,7 +103,7 @@ async fn run(
                 biased;
                 () = &mut stop => break End::Shutdown,
                 () = &mut expiry => break End::Expired,
-                () = &mut revoked => break End::Revoked,
+                end = &mut voided => break end,
                 () = sink.tx.closed() => break End::Gone,
                 read = session.delivery.next_read(), if session.delivery.reading() => {
                     if let Err(e) = session.delivery.on_read(read, &mut sink).await { break e; }

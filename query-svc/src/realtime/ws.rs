@@ -116,9 +116,9 @@ async fn run(rt: Arc<Realtime>, claims: platform::token::UserClaims, socket: Web
         .holding_until()
         .map(|t| Box::pin(tokio::time::sleep_until(t)));
     let expiry = tokio::time::sleep(super::until(claims.expires_at_s));
-    let revoked = super::revoked(rt.tenancy.clone(), claims.clone());
+    let voided = super::voided(rt.tenancy.clone(), claims.clone());
     let stop = rt.stop.clone().wait();
-    tokio::pin!(expiry, revoked, stop, idle);
+    tokio::pin!(expiry, voided, stop, idle);
     let end = loop {
         if hold.is_some() && session.delivery.holding_until().is_none() {
             hold = None;
@@ -127,7 +127,7 @@ async fn run(rt: Arc<Realtime>, claims: platform::token::UserClaims, socket: Web
             biased;
             () = &mut stop => break End::Shutdown,
             () = &mut expiry => break End::Expired,
-            () = &mut revoked => break End::Revoked,
+            end = &mut voided => break end,
             () = &mut idle => break End::Idle,
             msg = stream.next() => {
                 if matches!(msg, Some(Ok(_))) {

@@ -7,6 +7,7 @@
 //! | id | what | baseline in the same run |
 //! |----|------|--------------------------|
 //! | S1 | `POST /v1/messages`, 256-byte payloads, 64 connections over 1,000 channels | a bare poem handler that publishes the body to JetStream and awaits the ack |
+//! | S1L | S1 with the rate limits on but not reached | the same build with them off |
 //! | S5 | projector catch-up of 1M logged events into empty read models | binary `COPY` of the resulting rows into empty copies of the same tables |
 //! | S3 | history page: newest, and at depth 1M, of a 1M-message channel | the same SQL issued directly |
 //! | S4 | first conversation-list page of a user with 1,000 conversations | the same SQL issued directly |
