@@ -132,37 +132,47 @@ fn master_verdict(req: &poem::Request) -> poem::Result<()> {
     )))
 }
 
-/// `X-Master-Key: <PARLEY_MASTER_KEY>`.
+/// `X-Master-Key: <PARLEY_MASTER_KEY>`. (This and [`MasterBearer`] name the two schemes in the
+/// OpenAPI document; [`MasterAuth`] does the checking.)
 #[derive(SecurityScheme)]
-#[oai(
-    ty = "api_key",
-    key_name = "X-Master-Key",
-    key_in = "header",
-    checker = "check_header"
-)]
-pub struct MasterHeader(());
-
-async fn check_header(req: &poem::Request, _: poem_openapi::auth::ApiKey) -> poem::Result<()> {
-    master_verdict(req)
-}
+#[oai(ty = "api_key", key_name = "X-Master-Key", key_in = "header")]
+pub struct MasterHeader(pub poem_openapi::auth::ApiKey);
 
 /// `Authorization: Bearer <PARLEY_MASTER_KEY>`.
 #[derive(SecurityScheme)]
-#[oai(ty = "bearer", checker = "check_bearer")]
-pub struct MasterBearer(());
+#[oai(ty = "bearer")]
+pub struct MasterBearer(pub poem_openapi::auth::Bearer);
 
-async fn check_bearer(req: &poem::Request, _: poem_openapi::auth::Bearer) -> poem::Result<()> {
-    master_verdict(req)
-}
+/// The master key, in either header (the OpenAPI document lists both schemes). A missing or
+/// wrong key is 401 `UNAUTHORIZED`, a tenant API key in either header 403 `FORBIDDEN`; without
+/// `PARLEY_MASTER_KEY` every call is 404 `ADMIN_DISABLED`; over the master key's own limit,
+/// 429. One verdict over both headers, so which header carried what never changes the answer.
+pub struct MasterAuth(());
 
-/// The master key, in either header. A missing or wrong key is 401 `UNAUTHORIZED`, a tenant
-/// API key 403 `FORBIDDEN`; without `PARLEY_MASTER_KEY` every call is 404 `ADMIN_DISABLED`.
-#[derive(SecurityScheme)]
-pub enum MasterAuth {
-    /// `X-Master-Key`.
-    Header(MasterHeader),
-    /// `Authorization: Bearer`.
-    Bearer(MasterBearer),
+impl<'a> poem_openapi::ApiExtractor<'a> for MasterAuth {
+    const TYPES: &'static [poem_openapi::ApiExtractorType] =
+        &[poem_openapi::ApiExtractorType::SecurityScheme];
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut poem_openapi::registry::Registry) {
+        <MasterHeader as poem_openapi::ApiExtractor>::register(registry);
+        <MasterBearer as poem_openapi::ApiExtractor>::register(registry);
+    }
+
+    fn security_schemes() -> Vec<&'static str> {
+        let mut out = <MasterHeader as poem_openapi::ApiExtractor>::security_schemes();
+        out.extend(<MasterBearer as poem_openapi::ApiExtractor>::security_schemes());
+        out
+    }
+
+    async fn from_request(
+        req: &'a poem::Request,
+        _body: &mut poem::RequestBody,
+        _opts: poem_openapi::ExtractParamOptions<()>,
+    ) -> poem::Result<Self> {
+        master_verdict(req).map(|()| MasterAuth(()))
+    }
 }
 
 /// A tenant's settings; every field optional (absent: the deployment's default). Rules:
