@@ -103,24 +103,15 @@ async fn run(
     let tokens =
         platform::token::UserTokens::new(config.common.token_secret.as_deref(), keys.tenants())?
             .with_live(live);
-    let share = std::sync::Arc::new(platform::ratelimit::Share::default());
-    tasks.spawn(
-        "instance heartbeat",
-        platform::instances::run(
-            nats_js.clone(),
-            config.common.subject_root.clone(),
-            "command_svc",
-            share.clone(),
-            stop.clone().wait(),
-        ),
-    );
-    let limiter = std::sync::Arc::new(platform::ratelimit::Limiter::new(
+    let limiter = platform::ratelimit::start(
+        nats_js.clone(),
+        config.common.subject_root.clone(),
         "command_svc",
         config.common.rate,
         keys.live().cloned(),
-        share,
-    ));
-    tasks.spawn("rate-limit sweep", sweep(limiter.clone(), stop.clone()));
+        &tasks,
+        &stop,
+    );
     let state = api::AppState {
         commands: commands::Commands::new(
             executor::Executor::new(log, config.cache_channels),
@@ -188,20 +179,4 @@ async fn run(
     tasks.finish(DRAIN_DEADLINE).await;
     served?;
     Ok(())
-}
-
-/// Drops idle users' rate-limit buckets every 10 s until `stop`.
-async fn sweep(
-    limiter: std::sync::Arc<platform::ratelimit::Limiter>,
-    stop: platform::shutdown::Shutdown,
-) {
-    let mut tick = tokio::time::interval(Duration::from_secs(10));
-    let stopped = stop.wait();
-    tokio::pin!(stopped);
-    loop {
-        tokio::select! {
-            () = &mut stopped => return,
-            _ = tick.tick() => limiter.sweep(),
-        }
-    }
 }

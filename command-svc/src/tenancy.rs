@@ -75,12 +75,6 @@ pub struct Tenancy {
     live: Arc<Live>,
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 enum Appended {
     /// Appended and applied by this instance's registry.
     Done,
@@ -156,7 +150,7 @@ impl Tenancy {
         let minted = tenancy::keys::mint(None, None);
         let env = TenancyEnvelope {
             tenant: id.clone(),
-            occurred_at: now_ms(),
+            occurred_at: platform::now_ms(),
             event: TenancyEvent::TenantCreated(TenantCreated {
                 name,
                 settings,
@@ -191,7 +185,7 @@ impl Tenancy {
             invalid(settings.validate())?;
             let env = TenancyEnvelope {
                 tenant: id.clone(),
-                occurred_at: now_ms(),
+                occurred_at: platform::now_ms(),
                 event: TenancyEvent::TenantUpdated(TenantUpdated {
                     name: patch.name.clone().or(t.name.clone()),
                     settings,
@@ -237,7 +231,7 @@ impl Tenancy {
         expires_at: Option<i64>,
     ) -> Result<(Key, Minted), TenancyError> {
         self.tenant(id)?;
-        if let Some(e) = expires_at.filter(|&e| e <= now_ms()) {
+        if let Some(e) = expires_at.filter(|&e| e <= platform::now_ms()) {
             return Err(TenancyError::Invalid {
                 field: "expires_at".into(),
                 message: format!("{e} is not in the future (ms since the Unix epoch)"),
@@ -246,7 +240,7 @@ impl Tenancy {
         let minted = tenancy::keys::mint(label, expires_at);
         let env = TenancyEnvelope {
             tenant: id.clone(),
-            occurred_at: now_ms(),
+            occurred_at: platform::now_ms(),
             event: TenancyEvent::ApiKeyCreated(minted.record.clone()),
         };
         self.append(self.subjects.tenancy(id), &env, None).await?;
@@ -266,7 +260,7 @@ impl Tenancy {
         }
         let env = TenancyEnvelope {
             tenant: id.clone(),
-            occurred_at: now_ms(),
+            occurred_at: platform::now_ms(),
             event: TenancyEvent::ApiKeyRevoked(ApiKeyRevoked {
                 key_id: key_id.to_owned(),
             }),
@@ -281,10 +275,10 @@ impl Tenancy {
     /// # Errors
     /// The log.
     pub async fn revoke_tokens(&self, tenant: &TenantId, uid: &Uid) -> Result<u64, TenancyError> {
-        let before_s = u64::try_from(now_ms() / 1000).unwrap_or(0);
+        let before_s = u64::try_from(platform::now_ms() / 1000).unwrap_or(0);
         let env = TenancyEnvelope {
             tenant: tenant.clone(),
-            occurred_at: now_ms(),
+            occurred_at: platform::now_ms(),
             event: TenancyEvent::UserTokensRevoked(UserTokensRevoked {
                 uid: uid.clone(),
                 before_s,

@@ -43,25 +43,27 @@ pub enum DecodeError {
     },
 }
 
+/// The envelope as written (shared with [`crate::tenancy`]).
 #[derive(Serialize)]
-struct WireOut<'a, T: Serialize> {
+pub(crate) struct WireOut<'a, T: Serialize> {
     #[serde(rename = "type")]
-    event_type: &'static str,
-    v: u32,
-    tenant: &'a TenantId,
-    at: i64,
-    data: &'a T,
+    pub(crate) event_type: &'static str,
+    pub(crate) v: u32,
+    pub(crate) tenant: &'a TenantId,
+    pub(crate) at: i64,
+    pub(crate) data: &'a T,
 }
 
+/// The envelope as read, `data` left raw (shared with [`crate::tenancy`]).
 #[derive(Deserialize)]
-struct WireIn<'a> {
+pub(crate) struct WireIn<'a> {
     #[serde(rename = "type")]
-    event_type: &'a str,
-    v: u32,
-    tenant: TenantId,
-    at: i64,
+    pub(crate) event_type: &'a str,
+    pub(crate) v: u32,
+    pub(crate) tenant: TenantId,
+    pub(crate) at: i64,
     #[serde(borrow)]
-    data: &'a RawValue,
+    pub(crate) data: &'a RawValue,
 }
 
 /// `message_sent` v2 data as written: v1 without `timestamp`.

@@ -18,9 +18,9 @@
 //!
 //! Secrets never enter the log: a key is recorded by its SHA-256 digest and its public prefix.
 
+use crate::codec::{WireIn, WireOut};
 use crate::ids::{TenantId, Uid};
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 
 pub use crate::codec::DecodeError;
 
@@ -289,27 +289,6 @@ pub struct TenancyEnvelope {
     pub occurred_at: i64,
     /// What happened.
     pub event: TenancyEvent,
-}
-
-#[derive(Serialize)]
-struct WireOut<'a, T: Serialize> {
-    #[serde(rename = "type")]
-    event_type: &'static str,
-    v: u32,
-    tenant: &'a TenantId,
-    at: i64,
-    data: &'a T,
-}
-
-#[derive(Deserialize)]
-struct WireIn<'a> {
-    #[serde(rename = "type")]
-    event_type: &'a str,
-    v: u32,
-    tenant: TenantId,
-    at: i64,
-    #[serde(borrow)]
-    data: &'a RawValue,
 }
 
 /// Encodes a tenancy record (JSON bytes).

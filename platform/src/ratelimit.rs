@@ -97,6 +97,30 @@ impl Outcome {
         self.retry_after.is_none()
     }
 
+    /// What a refusal says: `rate limit <scope> of <quota>/s exceeded; retry in <ms> ms`.
+    pub fn message(&self) -> String {
+        format!(
+            "rate limit {} of {}/s exceeded; retry in {} ms",
+            self.scope.name(),
+            self.quota,
+            self.retry_after_ms().unwrap_or(1)
+        )
+    }
+
+    /// A refusal as the API's 429 `RATE_LIMIT_EXCEEDED` (with `retry_after_ms`); the headers
+    /// come from [`headers`].
+    pub fn error(&self) -> crate::error::ApiError {
+        crate::error::ApiError::with_status(
+            429,
+            crate::error::ErrorDetail {
+                code: "RATE_LIMIT_EXCEEDED".into(),
+                message: self.message(),
+                field: None,
+                retry_after_ms: self.retry_after_ms(),
+            },
+        )
+    }
+
     /// `retry_after` in whole milliseconds (at least 1 when refused).
     pub fn retry_after_ms(&self) -> Option<u64> {
         self.retry_after
@@ -244,32 +268,9 @@ impl Limiter {
             return None;
         }
         let n = self.share.get();
-        let local = quota.div_ceil(n);
-        let found = self
-            .tenants
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(tenant)
-            .filter(|b| b.local == local)
-            .map(|b| b.limiter.clone());
-        let limiter = match found {
-            Some(l) => l,
-            None => {
-                let _one = self.rebuild.lock().unwrap_or_else(|p| p.into_inner());
-                let mut map = self.tenants.write().unwrap_or_else(|p| p.into_inner());
-                let b = map.entry(tenant.clone()).or_insert_with(|| Bucket {
-                    local,
-                    limiter: Arc::new(RateLimiter::direct(quota_of(local)).with_middleware()),
-                });
-                if b.local != local {
-                    *b = Bucket {
-                        local,
-                        limiter: Arc::new(RateLimiter::direct(quota_of(local)).with_middleware()),
-                    };
-                }
-                b.limiter.clone()
-            }
-        };
+        let limiter = self.bucket(&self.tenants, tenant.clone(), quota.div_ceil(n), |q| {
+            RateLimiter::direct(q).with_middleware()
+        });
         Some(self.outcome(Scope::Tenant, quota, n, limiter.check(), tenant))
     }
 
@@ -281,33 +282,12 @@ impl Limiter {
             return None;
         }
         let n = self.share.get();
-        let local = quota.div_ceil(n);
-        let key = (tenant.clone(), scope);
-        let found = self
-            .users
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-            .filter(|b| b.local == local)
-            .map(|b| b.limiter.clone());
-        let limiter = match found {
-            Some(l) => l,
-            None => {
-                let _one = self.rebuild.lock().unwrap_or_else(|p| p.into_inner());
-                let mut map = self.users.write().unwrap_or_else(|p| p.into_inner());
-                let b = map.entry(key).or_insert_with(|| Bucket {
-                    local,
-                    limiter: Arc::new(RateLimiter::keyed(quota_of(local)).with_middleware()),
-                });
-                if b.local != local {
-                    *b = Bucket {
-                        local,
-                        limiter: Arc::new(RateLimiter::keyed(quota_of(local)).with_middleware()),
-                    };
-                }
-                b.limiter.clone()
-            }
-        };
+        let limiter = self.bucket(
+            &self.users,
+            (tenant.clone(), scope),
+            quota.div_ceil(n),
+            |q| RateLimiter::keyed(q).with_middleware(),
+        );
         let verdict = match NonZeroU32::new(count).map(|c| limiter.check_key_n(uid, c)) {
             Some(Ok(v)) => v,
             // More than the bucket holds at all: refused, retry after a full second.
@@ -322,6 +302,39 @@ impl Limiter {
             }
         };
         Some(self.outcome(scope, quota, n, verdict, tenant))
+    }
+
+    /// The limiter of `key` in `map` built for `local` per second, replaced by `build` when
+    /// missing or built for another quota (the tenant's setting or the instance count moved).
+    fn bucket<K: std::hash::Hash + Eq, L>(
+        &self,
+        map: &RwLock<HashMap<K, Bucket<L>>>,
+        key: K,
+        local: u32,
+        build: impl Fn(Quota) -> L,
+    ) -> Arc<L> {
+        let found = map
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .filter(|b| b.local == local)
+            .map(|b| b.limiter.clone());
+        if let Some(l) = found {
+            return l;
+        }
+        let _one = self.rebuild.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = map.write().unwrap_or_else(|p| p.into_inner());
+        let b = map.entry(key).or_insert_with(|| Bucket {
+            local,
+            limiter: Arc::new(build(quota_of(local))),
+        });
+        if b.local != local {
+            *b = Bucket {
+                local,
+                limiter: Arc::new(build(quota_of(local))),
+            };
+        }
+        b.limiter.clone()
     }
 
     /// Drops per-user buckets that have fully refilled (call every few seconds).
@@ -401,24 +414,18 @@ impl Slot {
 pub fn too_many(outcomes: &[Outcome]) -> poem::Response {
     use poem::IntoResponse as _;
     let refused = outcomes.iter().find(|o| !o.allowed());
-    let message = match refused {
-        Some(o) => format!(
-            "rate limit {} of {}/s exceeded; retry in {} ms",
-            o.scope.name(),
-            o.quota,
-            o.retry_after_ms().unwrap_or(1)
+    let mut resp = match refused {
+        Some(o) => o.error(),
+        None => crate::error::ApiError::with_status(
+            429,
+            crate::error::ErrorDetail {
+                code: "RATE_LIMIT_EXCEEDED".into(),
+                message: "rate limit exceeded".into(),
+                field: None,
+                retry_after_ms: None,
+            },
         ),
-        None => "rate limit exceeded".to_owned(),
-    };
-    let mut resp = crate::error::ApiError::with_status(
-        429,
-        crate::error::ErrorDetail {
-            code: "RATE_LIMIT_EXCEEDED".into(),
-            message,
-            field: None,
-            retry_after_ms: refused.and_then(Outcome::retry_after_ms),
-        },
-    )
+    }
     .into_response();
     for (name, value) in headers(outcomes) {
         if let Ok(v) = poem::http::HeaderValue::from_str(&value) {
@@ -426,6 +433,38 @@ pub fn too_many(outcomes: &[Outcome]) -> poem::Response {
         }
     }
     resp
+}
+
+/// A [`Limiter`] for `service` (`command_svc`, `query_svc`) with its two background tasks on
+/// `tasks` until `stop`: this instance's heartbeat in `<root>_instances`
+/// ([`crate::instances`]) and the sweep of idle users' buckets every 10 s.
+pub fn start(
+    js: async_nats::jetstream::Context,
+    root: String,
+    service: &'static str,
+    defaults: Defaults,
+    live: Option<Arc<dyn LiveTenancy>>,
+    tasks: &crate::shutdown::Tasks,
+    stop: &crate::shutdown::Shutdown,
+) -> Arc<Limiter> {
+    let share = Arc::new(Share::default());
+    tasks.spawn(
+        "instance heartbeat",
+        crate::instances::run(js, root, service, share.clone(), stop.clone().wait()),
+    );
+    let limiter = Arc::new(Limiter::new(service, defaults, live, share));
+    let (sweeping, stopped) = (limiter.clone(), stop.clone().wait());
+    tasks.spawn("rate-limit sweep", async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(10));
+        tokio::pin!(stopped);
+        loop {
+            tokio::select! {
+                () = &mut stopped => return,
+                _ = tick.tick() => sweeping.sweep(),
+            }
+        }
+    });
+    limiter
 }
 
 #[cfg(test)]

@@ -62,26 +62,14 @@ pub async fn build(config: &Config, keys: ApiKeys, stop: &Shutdown) -> anyhow::R
             stop.clone().wait(),
         ),
     );
-    let share = Arc::new(platform::ratelimit::Share::default());
-    tasks.spawn(
-        "instance heartbeat",
-        platform::instances::run(
-            jetstream.clone(),
-            config.common.subject_root.clone(),
-            "query_svc",
-            share.clone(),
-            stop.clone().wait(),
-        ),
-    );
-    let limiter = Arc::new(platform::ratelimit::Limiter::new(
+    let limiter = platform::ratelimit::start(
+        jetstream.clone(),
+        config.common.subject_root.clone(),
         "query_svc",
         config.common.rate,
         keys.live().cloned(),
-        share,
-    ));
-    tasks.spawn(
-        "rate-limit sweep",
-        sweep_limits(limiter.clone(), stop.clone()),
+        &tasks,
+        stop,
     );
     let state = Arc::new(api::AppState {
         pool: pool.clone(),
@@ -156,19 +144,6 @@ async fn sweep_typing(typing: Arc<realtime::typing::TypingLimiter>, stop: Shutdo
         tokio::select! {
             () = &mut stop => return,
             _ = every.tick() => typing.sweep(),
-        }
-    }
-}
-
-/// Drops idle users' rate-limit buckets every 10 s until `stop`.
-async fn sweep_limits(limiter: Arc<platform::ratelimit::Limiter>, stop: Shutdown) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
-    let stopped = stop.wait();
-    tokio::pin!(stopped);
-    loop {
-        tokio::select! {
-            () = &mut stopped => return,
-            _ = tick.tick() => limiter.sweep(),
         }
     }
 }

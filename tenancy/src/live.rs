@@ -50,12 +50,6 @@ pub struct Live {
     head: u64,
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 /// Creates the tenancy stream if missing (idempotent): file storage, limits retention without
 /// limits (it is a log of record), subjects `<root>_tenancy.>`.
 ///
@@ -247,7 +241,7 @@ impl Live {
 impl LiveTenancy for Live {
     fn tenant_of_key(&self, key: &str) -> Option<Result<TenantId, KeyRefusal>> {
         crate::keys::key_id_of(key)?;
-        match self.read(|r| r.verify_key(key, now_ms())) {
+        match self.read(|r| r.verify_key(key, platform::now_ms())) {
             KeyVerdict::Valid(t) => Some(Ok(t)),
             KeyVerdict::Revoked => Some(Err(KeyRefusal::Revoked)),
             KeyVerdict::Expired => Some(Err(KeyRefusal::Expired)),

@@ -153,16 +153,7 @@ impl CommandError {
                 tracing::error!(error = %cause, "internal error");
                 ("INTERNAL", None, "internal error".to_owned())
             }
-            CommandError::RateLimited(o) => (
-                "RATE_LIMIT_EXCEEDED",
-                None,
-                format!(
-                    "rate limit {} of {}/s exceeded; retry in {} ms",
-                    o.scope.name(),
-                    o.quota,
-                    o.retry_after_ms().unwrap_or(1)
-                ),
-            ),
+            CommandError::RateLimited(o) => ("RATE_LIMIT_EXCEEDED", None, o.message()),
         };
         (
             status,

@@ -68,23 +68,7 @@ pub fn count_read(
     else {
         return Ok(());
     };
-    let refused = (!o.allowed()).then(|| {
-        ApiError::with_status(
-            429,
-            platform::error::ErrorDetail {
-                code: "RATE_LIMIT_EXCEEDED".into(),
-                message: format!(
-                    "rate limit {} of {}/s exceeded for {}; retry in {} ms",
-                    o.scope.name(),
-                    o.quota,
-                    uid.as_str(),
-                    o.retry_after_ms().unwrap_or(1)
-                ),
-                field: None,
-                retry_after_ms: o.retry_after_ms(),
-            },
-        )
-    });
+    let refused = (!o.allowed()).then(|| o.error());
     if let Some(slot) = req.extensions().get::<platform::ratelimit::Slot>() {
         slot.push(o);
     }
