@@ -128,6 +128,9 @@ async fn run(
         api::channels::ChannelsApi {
             state: state.clone(),
         },
+        api::moderation::ModerationApi {
+            state: state.clone(),
+        },
         api::reads::ReadsApi {
             state: state.clone(),
         },

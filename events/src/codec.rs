@@ -10,7 +10,9 @@
 //! | type | versions | change |
 //! |---|---|---|
 //! | `message_sent` | 1, 2 | v2 drops `data.timestamp`: the envelope's `at` is the send time (one clock reading per message, 14–20 bytes less per record); [`upcast_message_sent_v2`] |
-//! | `group_created`, `members_added`, `member_removed`, `group_disbanded`, `read_position_set` | 1 | — |
+//! | `group_created` | 1, 2 | v2 adds `owner`; v1 upcasts with the first member as owner ([`upcast_group_created_v1`]) |
+//! | `members_added`, `member_removed`, `group_disbanded`, `read_position_set` | 1 | — |
+//! | `member_updated`, `channel_updated`, `member_banned`, `member_unbanned`, `send_list_changed`, `user_blocked`, `user_unblocked` | 1 | — (group roles and moderation, [`crate::moderation`]) |
 
 use crate::event::*;
 use crate::ids::TenantId;
@@ -110,6 +112,29 @@ pub fn upcast_message_sent_v2(data: MessageSentV2, at: i64) -> MessageSent {
     }
 }
 
+/// `group_created` v1 data: v2 without `owner`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct GroupCreatedV1 {
+    /// The group.
+    pub channel_id: crate::ids::ChannelId,
+    /// Display name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Initial members.
+    pub members: Vec<crate::ids::Uid>,
+}
+
+/// Upcasts `group_created` v1 to the current [`GroupCreated`]: groups created before roles
+/// existed are owned by their first member (none for a group created empty).
+pub fn upcast_group_created_v1(data: GroupCreatedV1) -> GroupCreated {
+    GroupCreated {
+        owner: data.members.first().cloned(),
+        channel_id: data.channel_id,
+        name: data.name,
+        members: data.members,
+    }
+}
+
 /// Encodes an envelope as one log record (JSON bytes), in each type's current version. For
 /// `message_sent` the envelope's `at` is written as the message's `timestamp` (v2 keeps one
 /// time), so the command service sets both to the same reading.
@@ -151,6 +176,13 @@ pub fn encode(env: &Envelope) -> Result<Vec<u8>, serde_json::Error> {
         Event::MemberRemoved(e) => out(env, e),
         Event::GroupDisbanded(e) => out(env, e),
         Event::ReadPositionSet(e) => out(env, e),
+        Event::MemberUpdated(e) => out(env, e),
+        Event::ChannelUpdated(e) => out(env, e),
+        Event::MemberBanned(e) => out(env, e),
+        Event::MemberUnbanned(e) => out(env, e),
+        Event::SendListChanged(e) => out(env, e),
+        Event::UserBlocked(e) => out(env, e),
+        Event::UserUnblocked(e) => out(env, e),
     }
 }
 
@@ -172,13 +204,25 @@ pub fn decode(bytes: &[u8]) -> Result<Envelope, DecodeError> {
             serde_json::from_str(data).map_err(err)?,
             wire.at,
         )),
-        ("group_created", 1) => Event::GroupCreated(serde_json::from_str(data).map_err(err)?),
+        ("group_created", 1) => Event::GroupCreated(upcast_group_created_v1(
+            serde_json::from_str(data).map_err(err)?,
+        )),
+        ("group_created", 2) => Event::GroupCreated(serde_json::from_str(data).map_err(err)?),
         ("members_added", 1) => Event::MembersAdded(serde_json::from_str(data).map_err(err)?),
         ("member_removed", 1) => Event::MemberRemoved(serde_json::from_str(data).map_err(err)?),
         ("group_disbanded", 1) => Event::GroupDisbanded(serde_json::from_str(data).map_err(err)?),
         ("read_position_set", 1) => {
             Event::ReadPositionSet(serde_json::from_str(data).map_err(err)?)
         }
+        ("member_updated", 1) => Event::MemberUpdated(serde_json::from_str(data).map_err(err)?),
+        ("channel_updated", 1) => Event::ChannelUpdated(serde_json::from_str(data).map_err(err)?),
+        ("member_banned", 1) => Event::MemberBanned(serde_json::from_str(data).map_err(err)?),
+        ("member_unbanned", 1) => Event::MemberUnbanned(serde_json::from_str(data).map_err(err)?),
+        ("send_list_changed", 1) => {
+            Event::SendListChanged(serde_json::from_str(data).map_err(err)?)
+        }
+        ("user_blocked", 1) => Event::UserBlocked(serde_json::from_str(data).map_err(err)?),
+        ("user_unblocked", 1) => Event::UserUnblocked(serde_json::from_str(data).map_err(err)?),
         (t, v) => {
             return Err(DecodeError::Unknown {
                 event_type: t.to_owned(),

@@ -75,6 +75,13 @@ pub struct CreateGroup {
     /// Initial members.
     #[serde(default)]
     pub members: Vec<String>,
+    /// The owner (default: `actor_uid`, else the first member); added to the members if
+    /// missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// The user acting (absent: an operator call).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_uid: Option<String>,
 }
 
 /// Disband a group (`DELETE /v1/channels/{id}`).
@@ -82,6 +89,9 @@ pub struct CreateGroup {
 pub struct DisbandGroup {
     /// The group.
     pub channel_id: String,
+    /// The member acting (absent: an operator call).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_uid: Option<String>,
 }
 
 /// Add members (`POST /v1/channels/{id}/members`).
@@ -91,6 +101,9 @@ pub struct AddMembers {
     pub channel_id: String,
     /// Who.
     pub uids: Vec<String>,
+    /// The member acting (absent: an operator call).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_uid: Option<String>,
 }
 
 /// Remove a member (`DELETE /v1/channels/{id}/members/{uid}`).
@@ -100,6 +113,120 @@ pub struct RemoveMember {
     pub channel_id: String,
     /// Who.
     pub uid: String,
+    /// The member acting (absent: an operator call; `uid` itself: leaving).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_uid: Option<String>,
+}
+
+/// `Some` of whatever is there, so a present `null` is `Some(None)` and an absent field
+/// (serde's `default`) `None`.
+fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
+/// Change a member's role or mute (`PATCH /v1/channels/{id}/members/{uid}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateMember {
+    /// The group.
+    pub channel_id: String,
+    /// The member.
+    pub uid: String,
+    /// `owner`, `admin` or `member` (absent: unchanged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// Muted until, ms since the Unix epoch; `null` unmutes; absent: unchanged.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub muted_until: Option<Option<i64>>,
+    /// The member acting (absent: an operator call).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_uid: Option<String>,
+}
+
+/// Change a group's send settings (`PATCH /v1/channels/{id}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateChannel {
+    /// The group.
+    pub channel_id: String,
+    /// Channel-wide mute (absent: unchanged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub muted: Option<bool>,
+    /// Whitelist mode (absent: unchanged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub whitelist_only: Option<bool>,
+    /// The member acting (absent: an operator call).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_uid: Option<String>,
+}
+
+/// Ban a user (`POST /v1/channels/{id}/bans`), or lift a ban (`DELETE …/bans/{uid}`,
+/// `lift: true`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BanUser {
+    /// The group.
+    pub channel_id: String,
+    /// Who.
+    pub uid: String,
+    /// The ban ends, ms since the Unix epoch (absent: until unbanned); in the future.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<i64>,
+    /// Lift the ban instead.
+    #[serde(default)]
+    pub lift: bool,
+    /// The member acting (absent: an operator call).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_uid: Option<String>,
+}
+
+/// Add uids to or remove them from a group's blacklist or whitelist
+/// (`POST /v1/channels/{id}/blacklist`, `DELETE …/blacklist/{uid}`, same for `whitelist`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeSendList {
+    /// The group.
+    pub channel_id: String,
+    /// `blacklist` or `whitelist`.
+    pub list: crate::moderation::SendList,
+    /// Uids to list.
+    #[serde(default)]
+    pub add: Vec<String>,
+    /// Uids to unlist.
+    #[serde(default)]
+    pub remove: Vec<String>,
+    /// The member acting (absent: an operator call).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_uid: Option<String>,
+}
+
+/// `uid` blocks `blocked_uid` (`POST /v1/users/{uid}/blocks`) or unblocks them
+/// (`DELETE /v1/users/{uid}/blocks/{blocked_uid}`, `unblock: true`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockUser {
+    /// Who blocks.
+    pub uid: String,
+    /// Who is blocked.
+    pub blocked_uid: String,
+    /// Unblock instead.
+    #[serde(default)]
+    pub unblock: bool,
+}
+
+/// The answer of a block or unblock: the log position to read it back at.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockChanged {
+    /// Who blocks.
+    pub uid: String,
+    /// Who is (or was) blocked.
+    pub blocked_uid: String,
+    /// Log sequence of the event, or of the channel's last event if nothing changed (0: the
+    /// two have no channel event yet).
+    pub event_seq: u64,
 }
 
 /// The answer of a group command: the log position to read it back at.

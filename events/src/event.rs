@@ -4,6 +4,7 @@
 //! old one in [`crate::codec`], and `events/tests/fixtures/` freezes the JSON of every version.
 
 use crate::ids::{ChannelId, ChannelKey, TenantId, Uid};
+pub use crate::moderation::*;
 use serde::{Deserialize, Serialize};
 
 /// One event as it sits in the log: who it belongs to, when it was decided, and what happened.
@@ -32,6 +33,20 @@ pub enum Event {
     GroupDisbanded(GroupDisbanded),
     /// A user moved their read position in a conversation.
     ReadPositionSet(ReadPositionSet),
+    /// A member's role or mute changed.
+    MemberUpdated(MemberUpdated),
+    /// A group's send settings (channel mute, whitelist mode) changed.
+    ChannelUpdated(ChannelUpdated),
+    /// A user was banned from a group (and removed, if a member).
+    MemberBanned(MemberBanned),
+    /// A ban was lifted.
+    MemberUnbanned(MemberUnbanned),
+    /// A group's blacklist or whitelist changed.
+    SendListChanged(SendListChanged),
+    /// A user blocked another (personal channels).
+    UserBlocked(UserBlocked),
+    /// A user unblocked another.
+    UserUnblocked(UserUnblocked),
 }
 
 impl Event {
@@ -44,29 +59,47 @@ impl Event {
             Event::MemberRemoved(_) => "member_removed",
             Event::GroupDisbanded(_) => "group_disbanded",
             Event::ReadPositionSet(_) => "read_position_set",
+            Event::MemberUpdated(_) => "member_updated",
+            Event::ChannelUpdated(_) => "channel_updated",
+            Event::MemberBanned(_) => "member_banned",
+            Event::MemberUnbanned(_) => "member_unbanned",
+            Event::SendListChanged(_) => "send_list_changed",
+            Event::UserBlocked(_) => "user_blocked",
+            Event::UserUnblocked(_) => "user_unblocked",
         }
     }
 
     /// The schema version written for this type today: `message_sent` is at v2 (its send
-    /// time moved from `data.timestamp` to the envelope's `at`), every other type at v1.
+    /// time moved from `data.timestamp` to the envelope's `at`), `group_created` at v2 (it
+    /// gained `owner`), every other type at v1.
     pub fn event_version(&self) -> u32 {
         match self {
-            Event::MessageSent(_) => 2,
+            Event::MessageSent(_) | Event::GroupCreated(_) => 2,
             _ => 1,
         }
     }
 
-    /// The channel the event belongs to, if any (every event but none today has one).
+    /// The channel the event belongs to (every event has one; a block's is the personal
+    /// channel of the two users).
     pub fn channel(&self) -> ChannelKey {
         match self {
             Event::MessageSent(e) => e.channel.clone(),
             Event::GroupCreated(GroupCreated { channel_id, .. })
             | Event::MembersAdded(MembersAdded { channel_id, .. })
             | Event::MemberRemoved(MemberRemoved { channel_id, .. })
-            | Event::GroupDisbanded(GroupDisbanded { channel_id }) => ChannelKey::Group {
+            | Event::GroupDisbanded(GroupDisbanded { channel_id })
+            | Event::MemberUpdated(MemberUpdated { channel_id, .. })
+            | Event::ChannelUpdated(ChannelUpdated { channel_id, .. })
+            | Event::MemberBanned(MemberBanned { channel_id, .. })
+            | Event::MemberUnbanned(MemberUnbanned { channel_id, .. })
+            | Event::SendListChanged(SendListChanged { channel_id, .. }) => ChannelKey::Group {
                 id: channel_id.clone(),
             },
             Event::ReadPositionSet(e) => e.channel.clone(),
+            Event::UserBlocked(UserBlocked { uid, blocked_uid })
+            | Event::UserUnblocked(UserUnblocked { uid, blocked_uid }) => {
+                ChannelKey::personal(uid, blocked_uid)
+            }
         }
     }
 }
@@ -92,7 +125,8 @@ pub struct MessageSent {
     pub timestamp: i64,
 }
 
-/// `group_created` v1.
+/// `group_created` v2 (v1 had no `owner`; its upcast makes the first member the owner:
+/// [`crate::codec::upcast_group_created_v1`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupCreated {
     /// The new group's id.
@@ -100,8 +134,12 @@ pub struct GroupCreated {
     /// Display name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    /// Initial members, deduplicated, in request order.
+    /// Initial members, deduplicated, in request order; the owner among them.
     pub members: Vec<Uid>,
+    /// The owner (role `owner`; every other member starts as `member`); absent for a group
+    /// created with no member.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<Uid>,
 }
 
 /// `members_added` v1. Only uids that were not members yet are listed.

@@ -12,6 +12,8 @@
 //! - [`subject`]: subject naming. Ids are base64url-encoded into subject tokens, never spliced in
 //!   raw, so `a.b`, `x*`, `>` or `用户7` are safe.
 //! - [`event`]: the versioned, past-tense domain events and the [`event::Envelope`] around them.
+//! - [`moderation`]: group roles, mutes, bans, send lists and personal blocks (the events and
+//!   their vocabulary: [`moderation::Role`], [`moderation::SendList`]).
 //! - [`command`]: the commands as data (what REST bodies and socket frames become) and their
 //!   answers; also the wire format of socket commands over NATS request/reply.
 //! - [`codec`]: JSON encoding, decoding and upcasting of old versions.
@@ -26,6 +28,7 @@ pub mod command;
 pub mod digest;
 pub mod event;
 pub mod ids;
+pub mod moderation;
 pub mod subject;
 pub mod tenancy;
 pub mod text;

@@ -47,13 +47,9 @@ fn message_sent() -> Envelope {
 
 /// Fixtures of versions no longer written, with what they decode to today.
 fn old_cases() -> Vec<(&'static str, Envelope)> {
-    vec![("message_sent.v1.json", message_sent())]
-}
-
-/// Fixtures of the versions written today.
-fn cases() -> Vec<(&'static str, Envelope)> {
     vec![
-        ("message_sent.v2.json", message_sent()),
+        ("message_sent.v1.json", message_sent()),
+        // v1 had no owner: the first member owns the group.
         (
             "group_created.v1.json",
             env(
@@ -62,6 +58,7 @@ fn cases() -> Vec<(&'static str, Envelope)> {
                     channel_id: group(),
                     name: Some("Team".into()),
                     members: vec![uid("alice"), uid("用户7")],
+                    owner: Some(uid("alice")),
                 }),
             ),
         ),
@@ -75,6 +72,107 @@ fn cases() -> Vec<(&'static str, Envelope)> {
                     channel_id: ChannelId::parse("legacy").unwrap(),
                     name: Some("a\u{0}b".into()),
                     members: vec![uid("alice"), uid("bob")],
+                    owner: Some(uid("alice")),
+                }),
+            ),
+        ),
+    ]
+}
+
+/// Fixtures of the versions written today.
+fn cases() -> Vec<(&'static str, Envelope)> {
+    vec![
+        ("message_sent.v2.json", message_sent()),
+        (
+            "group_created.v2.json",
+            env(
+                1700000000000,
+                Event::GroupCreated(GroupCreated {
+                    channel_id: group(),
+                    name: Some("Team".into()),
+                    members: vec![uid("用户7"), uid("alice")],
+                    owner: Some(uid("alice")),
+                }),
+            ),
+        ),
+        (
+            "member_updated.v1.json",
+            env(
+                1700000000010,
+                Event::MemberUpdated(MemberUpdated {
+                    channel_id: group(),
+                    uid: uid("carol"),
+                    role: Role::Admin,
+                    muted_until: Some(1700000600000),
+                    by: Some(uid("alice")),
+                }),
+            ),
+        ),
+        (
+            "channel_updated.v1.json",
+            env(
+                1700000000011,
+                Event::ChannelUpdated(ChannelUpdated {
+                    channel_id: group(),
+                    muted: true,
+                    whitelist_only: false,
+                    by: None,
+                }),
+            ),
+        ),
+        (
+            "member_banned.v1.json",
+            env(
+                1700000000012,
+                Event::MemberBanned(MemberBanned {
+                    channel_id: group(),
+                    uid: uid("mallory"),
+                    until: Some(1700086400000),
+                    by: Some(uid("alice")),
+                }),
+            ),
+        ),
+        (
+            "member_unbanned.v1.json",
+            env(
+                1700000000013,
+                Event::MemberUnbanned(MemberUnbanned {
+                    channel_id: group(),
+                    uid: uid("mallory"),
+                    by: None,
+                }),
+            ),
+        ),
+        (
+            "send_list_changed.v1.json",
+            env(
+                1700000000014,
+                Event::SendListChanged(SendListChanged {
+                    channel_id: group(),
+                    list: SendList::Whitelist,
+                    added: vec![uid("carol"), uid("dave")],
+                    removed: vec![uid("erin")],
+                    by: Some(uid("alice")),
+                }),
+            ),
+        ),
+        (
+            "user_blocked.v1.json",
+            env(
+                1700000000015,
+                Event::UserBlocked(UserBlocked {
+                    uid: uid("alice"),
+                    blocked_uid: uid("bob.x"),
+                }),
+            ),
+        ),
+        (
+            "user_unblocked.v1.json",
+            env(
+                1700000000016,
+                Event::UserUnblocked(UserUnblocked {
+                    uid: uid("alice"),
+                    blocked_uid: uid("bob.x"),
                 }),
             ),
         ),

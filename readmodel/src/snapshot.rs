@@ -7,14 +7,32 @@ use crate::channel_columns;
 use deadpool_postgres::Client;
 use events::{ChannelKey, TenantId};
 
-/// The channel's row and members, and whether the channels projection holds an open parked
-/// event of the channel's subject (`$4`): such a snapshot lacks that event's effect.
-const CHANNEL: &str = "SELECT disbanded, last_msg_seq, last_event_seq, \
-       ARRAY(SELECT uid FROM channel_members m WHERE m.tenant = c.tenant AND m.channel_key = c.channel_key \
-             AND c.channel_type = 2) AS members, \
+/// The channel's row, members with their roles and mutes, bans and send lists (groups),
+/// blocks between the two users (personal channels: `$5`, `$6`), and whether the channels
+/// projection holds an open parked event of the channel's subject (`$4`): such a snapshot
+/// lacks that event's effect.
+const CHANNEL: &str = "SELECT c.disbanded, c.last_msg_seq, c.last_event_seq, c.muted, c.whitelist_only, \
+       c.legacy_roles, \
+       coalesce(mm.uids, '{}'), coalesce(mm.roles, '{}'), coalesce(mm.muted, '{}'), \
+       coalesce(bb.uids, '{}'), coalesce(bb.untils, '{}'), \
+       coalesce(ll.lists, '{}'), coalesce(ll.uids, '{}'), \
+       coalesce(ub.uids, '{}'), coalesce(ub.blocked, '{}'), \
        EXISTS (SELECT 1 FROM parked_events p WHERE p.projection = 'channels' AND p.subject = $4 \
                AND p.state IN ('parked', 'retry')) AS parked \
-     FROM channels c WHERE tenant = $1 AND channel_type = $2 AND channel_key = $3";
+     FROM channels c \
+     LEFT JOIN LATERAL (SELECT array_agg(m.uid) AS uids, array_agg(m.role) AS roles, \
+         array_agg(m.muted_until) AS muted FROM channel_members m \
+         WHERE m.tenant = c.tenant AND m.channel_key = c.channel_key AND c.channel_type = 2) mm ON true \
+     LEFT JOIN LATERAL (SELECT array_agg(b.uid) AS uids, array_agg(b.until) AS untils \
+         FROM channel_bans b \
+         WHERE b.tenant = c.tenant AND b.channel_key = c.channel_key AND c.channel_type = 2) bb ON true \
+     LEFT JOIN LATERAL (SELECT array_agg(l.list) AS lists, array_agg(l.uid) AS uids \
+         FROM channel_send_lists l \
+         WHERE l.tenant = c.tenant AND l.channel_key = c.channel_key AND c.channel_type = 2) ll ON true \
+     LEFT JOIN LATERAL (SELECT array_agg(u.uid) AS uids, array_agg(u.blocked_uid) AS blocked \
+         FROM user_blocks u WHERE c.channel_type = 1 AND u.tenant = c.tenant \
+           AND ((u.uid = $5 AND u.blocked_uid = $6) OR (u.uid = $6 AND u.blocked_uid = $5))) ub ON true \
+     WHERE c.tenant = $1 AND c.channel_type = $2 AND c.channel_key = $3";
 
 /// A key's record read in one snapshot with the channel's `last_msg_seq`.
 const KEY: &str = "SELECT c.last_msg_seq, k.message_id, k.message_seq, k.payload_sha256, \
@@ -35,6 +53,23 @@ pub struct ChannelSnapshot {
     pub last_event_seq: u64,
     /// A group's members (empty for personal channels).
     pub members: Vec<String>,
+    /// The role of each of `members` (`owner`, `admin`, `member`), in the same order.
+    pub roles: Vec<String>,
+    /// The mute end of each of `members`, ms, in the same order.
+    pub muted_until: Vec<Option<i64>>,
+    /// Channel-wide mute.
+    pub muted: bool,
+    /// Whitelist mode.
+    pub whitelist_only: bool,
+    /// Banned uids and when each ban ends (ms; `None`: until unbanned).
+    pub bans: Vec<(String, Option<i64>)>,
+    /// Send-list entries: `(list, uid)` with list `blacklist` or `whitelist`.
+    pub send_lists: Vec<(String, String)>,
+    /// Personal channels: `(blocker, blocked)` between the two users.
+    pub blocks: Vec<(String, String)>,
+    /// The row predates roles (migration 5) and lacks its owner: fold the channel from the
+    /// log instead.
+    pub legacy_roles: bool,
     /// The projection parked an event of the channel's subject and has not resolved it: the
     /// row lacks that event's effect.
     pub parked: bool,
@@ -77,19 +112,34 @@ pub async fn channel(
     subject: &str,
 ) -> Result<Option<ChannelSnapshot>, tokio_postgres::Error> {
     let (ct, k) = channel_columns(key);
+    let (low, high) = match key {
+        ChannelKey::Personal { low, high } => (low.as_str(), high.as_str()),
+        ChannelKey::Group { .. } => ("", ""),
+    };
     let stmt = client.prepare_cached(CHANNEL).await?;
     let Some(r) = client
-        .query_opt(&stmt, &[&tenant.as_str(), &ct, &k, &subject])
+        .query_opt(&stmt, &[&tenant.as_str(), &ct, &k, &subject, &low, &high])
         .await?
     else {
         return Ok(None);
     };
+    let zip = |a: Vec<String>, b: Vec<String>| a.into_iter().zip(b).collect::<Vec<_>>();
+    let ban_uids: Vec<String> = r.try_get(9)?;
+    let ban_untils: Vec<Option<i64>> = r.try_get(10)?;
     Ok(Some(ChannelSnapshot {
         disbanded: r.try_get(0)?,
         last_msg_seq: crate::sql::seq(&r, 1)?,
         last_event_seq: crate::sql::seq(&r, 2)?,
-        members: r.try_get(3)?,
-        parked: r.try_get(4)?,
+        muted: r.try_get(3)?,
+        whitelist_only: r.try_get(4)?,
+        legacy_roles: r.try_get(5)?,
+        members: r.try_get(6)?,
+        roles: r.try_get(7)?,
+        muted_until: r.try_get(8)?,
+        bans: ban_uids.into_iter().zip(ban_untils).collect(),
+        send_lists: zip(r.try_get(11)?, r.try_get(12)?),
+        blocks: zip(r.try_get(13)?, r.try_get(14)?),
+        parked: r.try_get(15)?,
     }))
 }
 

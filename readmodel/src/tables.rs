@@ -36,6 +36,9 @@ pub fn tables(p: Projection) -> &'static [(&'static str, &'static str)] {
                     last_msg_seq bigint NOT NULL DEFAULT 0, last_message_id uuid,
                     last_event_seq bigint NOT NULL, member_count integer NOT NULL DEFAULT 0,
                     created_at bigint NOT NULL, updated_at bigint NOT NULL,
+                    muted boolean NOT NULL DEFAULT false,
+                    whitelist_only boolean NOT NULL DEFAULT false,
+                    legacy_roles boolean NOT NULL DEFAULT false,
                     PRIMARY KEY (tenant, channel_type, channel_key))",
             ),
             (
@@ -43,6 +46,7 @@ pub fn tables(p: Projection) -> &'static [(&'static str, &'static str)] {
                 "CREATE TABLE channel_members (
                     tenant text NOT NULL, channel_key text NOT NULL, uid text NOT NULL,
                     joined_at bigint NOT NULL,
+                    role text NOT NULL DEFAULT 'member', muted_until bigint,
                     PRIMARY KEY (tenant, channel_key, uid))",
             ),
             (
@@ -53,6 +57,27 @@ pub fn tables(p: Projection) -> &'static [(&'static str, &'static str)] {
                     message_seq bigint NOT NULL, payload_sha256 bytea NOT NULL,
                     sent_at bigint NOT NULL, event_seq bigint NOT NULL,
                     PRIMARY KEY (tenant, channel_type, channel_key, from_uid, client_msg_no))",
+            ),
+            (
+                "channel_bans",
+                "CREATE TABLE channel_bans (
+                    tenant text NOT NULL, channel_key text NOT NULL, uid text NOT NULL,
+                    until bigint, banned_at bigint NOT NULL, by_uid text,
+                    PRIMARY KEY (tenant, channel_key, uid))",
+            ),
+            (
+                "channel_send_lists",
+                "CREATE TABLE channel_send_lists (
+                    tenant text NOT NULL, channel_key text NOT NULL, list text NOT NULL,
+                    uid text NOT NULL, added_at bigint NOT NULL,
+                    PRIMARY KEY (tenant, channel_key, list, uid))",
+            ),
+            (
+                "user_blocks",
+                "CREATE TABLE user_blocks (
+                    tenant text NOT NULL, uid text NOT NULL, blocked_uid text NOT NULL,
+                    blocked_at bigint NOT NULL,
+                    PRIMARY KEY (tenant, uid, blocked_uid))",
             ),
         ],
         Projection::Conversations => &[

@@ -269,6 +269,16 @@ async fn every_example_succeeds_and_every_answer_matches_its_schema() {
     }
     c.run_example("create_channel", key, &[]).await;
     c.run_example("add_members", key, &[]).await;
+    for id in [
+        "update_member",
+        "update_channel",
+        "ban_user",
+        "add_to_blacklist",
+        "add_to_whitelist",
+        "block_user",
+    ] {
+        c.run_example(id, key, &[]).await;
+    }
     c.run_example("set_read_position", key, &[]).await;
     c.run_example("remove_member", key, &[]).await;
 
@@ -290,7 +300,15 @@ async fn every_example_succeeds_and_every_answer_matches_its_schema() {
         let auth = if q.secured(&id) { key } else { None };
         q.run_example(&id, auth, &overrides).await;
     }
-    c.run_example("disband_channel", key, &[]).await;
+    for id in [
+        "unban_user",
+        "remove_from_blacklist",
+        "remove_from_whitelist",
+        "unblock_user",
+        "disband_channel",
+    ] {
+        c.run_example(id, key, &[]).await;
+    }
     c.run_example("revoke_user_tokens", key, &[]).await;
 
     // The admin API, with the master key.

@@ -247,6 +247,7 @@ async fn records_with_arbitrary_text_already_in_the_log_are_all_applied() {
                     channel_id: group.clone(),
                     name: Some(name.clone()),
                     members: vec![alice.clone()],
+                    owner: Some(alice.clone()),
                 }),
             ),
             (

@@ -1,14 +1,19 @@
-//! Group channels: create, disband, add and remove members.
+//! Group channels: create, disband, add and remove members, change a member (role, mute) and
+//! the channel's send settings (one path, one API: the document keeps one entry per path).
 
-use super::docs::{self, AddErrors, ApiTags, CreateErrors, GroupPathErrors};
+use super::docs::{self, AddErrors, ApiTags, CreateErrors, GroupPathErrors, ModerationErrors};
+use super::moderation::{UpdateChannelRequest, UpdateMemberRequest};
 use super::AppState;
-use events::command::{AddMembers, CreateGroup, DisbandGroup, GroupChanged, RemoveMember};
+use events::command::{
+    AddMembers, CreateGroup, DisbandGroup, GroupChanged, RemoveMember, UpdateChannel, UpdateMember,
+};
 use platform::auth::TenantAuth;
 use platform::error::Failure;
 use platform::http::{BodyRules, BoundedBody, JsonBody, MAX_ID_JSON_BYTES};
 use platform::params::Id;
-use poem_openapi::param::Path;
+use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
+use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{Object, OpenApi};
 
 pub use crate::commands::fields::MAX_MEMBERS_PER_REQUEST;
@@ -42,6 +47,23 @@ pub struct CreateChannelRequest {
     #[oai(validator(max_items = 1000))]
     #[serde(default)]
     pub members: Vec<String>,
+    /// The owner (role `owner`): default `actor_uid`, else the first member; added to the
+    /// members if missing.
+    #[oai(validator(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\s\x00-\x1f\x7f-\x9f]+$"
+    ))]
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// The user creating the group (its default owner). Absent: an operator call.
+    #[oai(validator(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\s\x00-\x1f\x7f-\x9f]+$"
+    ))]
+    #[serde(default)]
+    pub actor_uid: Option<String>,
 }
 
 impl poem_openapi::types::Example for CreateChannelRequest {
@@ -50,6 +72,8 @@ impl poem_openapi::types::Example for CreateChannelRequest {
             channel_id: "team".into(),
             name: Some("Team".into()),
             members: vec!["alice".into(), "bob".into()],
+            owner: None,
+            actor_uid: Some("alice".into()),
         }
     }
 }
@@ -62,12 +86,21 @@ pub struct AddMembersRequest {
     /// 1–1000 uids; current members are ignored.
     #[oai(validator(min_items = 1, max_items = 1000))]
     pub uids: Vec<String>,
+    /// The member acting: must be an owner or admin. Absent: an operator call.
+    #[oai(validator(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\s\x00-\x1f\x7f-\x9f]+$"
+    ))]
+    #[serde(default)]
+    pub actor_uid: Option<String>,
 }
 
 impl poem_openapi::types::Example for AddMembersRequest {
     fn example() -> Self {
         Self {
             uids: vec!["carol".into()],
+            actor_uid: Some("alice".into()),
         }
     }
 }
@@ -137,7 +170,8 @@ pub struct ChannelsApi {
 
 #[OpenApi(tag = "ApiTags::Channels")]
 impl ChannelsApi {
-    /// Create a group channel. 409 `CHANNEL_EXISTS` if the id is or was in use.
+    /// Create a group channel. 409 `CHANNEL_EXISTS` if the id is or was in use. The owner is
+    /// `owner`, else `actor_uid`, else the first member (docs/moderation.md).
     #[oai(
         path = "/v1/channels",
         method = "post",
@@ -153,11 +187,14 @@ impl ChannelsApi {
             channel_id: b.channel_id,
             name: b.name,
             members: b.members,
+            owner: b.owner,
+            actor_uid: b.actor_uid,
         };
         Ok(Json(self.state.commands.run(&auth.0, cmd).await?.into()))
     }
 
-    /// Disband a group: members are removed and the id is retired. 404 if it does not exist.
+    /// Disband a group: members are removed and the id is retired. 404 if it does not exist;
+    /// with `actor_uid`, only an owner or admin may.
     #[oai(
         path = "/v1/channels/:channel_id",
         method = "delete",
@@ -169,14 +206,19 @@ impl ChannelsApi {
         /// The group.
         #[oai(example = "docs::team")]
         channel_id: Path<Id>,
+        /// The member acting (an owner or admin). Absent: an operator call.
+        #[oai(example = "docs::some_alice")]
+        actor_uid: Query<Option<Id>>,
     ) -> Result<Json<CommandResult>, Failure<GroupPathErrors>> {
         let cmd = DisbandGroup {
             channel_id: channel_id.0 .0,
+            actor_uid: actor_uid.0.map(|a| a.0),
         };
         Ok(Json(self.state.commands.run(&auth.0, cmd).await?.into()))
     }
 
-    /// Add members (idempotent). New members start with nothing unread.
+    /// Add members (idempotent). New members start with nothing unread. With `actor_uid`,
+    /// only an owner or admin may; a banned uid is 403 `BANNED`.
     #[oai(
         path = "/v1/channels/:channel_id/members",
         method = "post",
@@ -193,11 +235,14 @@ impl ChannelsApi {
         let cmd = AddMembers {
             channel_id: channel_id.0 .0,
             uids: body.0.uids,
+            actor_uid: body.0.actor_uid,
         };
         Ok(Json(self.state.commands.run(&auth.0, cmd).await?.into()))
     }
 
-    /// Remove a member. 404 `MEMBER_NOT_FOUND` if `uid` is not a member.
+    /// Remove a member. 404 `MEMBER_NOT_FOUND` if `uid` is not a member. With `actor_uid`: a
+    /// member may remove itself (leave; the last owner may not while others remain, 409
+    /// `LAST_OWNER`), an owner or admin those it outranks.
     #[oai(
         path = "/v1/channels/:channel_id/members/:uid",
         method = "delete",
@@ -212,10 +257,71 @@ impl ChannelsApi {
         /// The member to remove.
         #[oai(example = "docs::carol")]
         uid: Path<Id>,
+        /// The member acting. Absent: an operator call.
+        #[oai(example = "docs::some_alice")]
+        actor_uid: Query<Option<Id>>,
     ) -> Result<Json<CommandResult>, Failure<GroupPathErrors>> {
         let cmd = RemoveMember {
             channel_id: channel_id.0 .0,
             uid: uid.0 .0,
+            actor_uid: actor_uid.0.map(|a| a.0),
+        };
+        Ok(Json(self.state.commands.run(&auth.0, cmd).await?.into()))
+    }
+
+    /// Change a member's role and/or mute. Roles and mutes are listed by `GET
+    /// /v1/channels/{channel_id}/members` and pushed as `member_updated` frames.
+    #[oai(
+        path = "/v1/channels/:channel_id/members/:uid",
+        method = "patch",
+        operation_id = "update_member"
+    )]
+    async fn update_member(
+        &self,
+        auth: TenantAuth,
+        /// The group.
+        #[oai(example = "docs::team")]
+        channel_id: Path<Id>,
+        /// The member.
+        #[oai(example = "docs::bob")]
+        uid: Path<Id>,
+        body: JsonBody<UpdateMemberRequest>,
+    ) -> Result<Json<CommandResult>, Failure<ModerationErrors>> {
+        let b = body.0;
+        let muted_until = match b.muted_until {
+            MaybeUndefined::Undefined => None,
+            MaybeUndefined::Null => Some(None),
+            MaybeUndefined::Value(t) => Some(Some(t)),
+        };
+        let cmd = UpdateMember {
+            channel_id: channel_id.0 .0,
+            uid: uid.0 .0,
+            role: b.role,
+            muted_until,
+            actor_uid: b.actor_uid,
+        };
+        Ok(Json(self.state.commands.run(&auth.0, cmd).await?.into()))
+    }
+
+    /// Change a group's send settings: channel-wide mute, whitelist mode.
+    #[oai(
+        path = "/v1/channels/:channel_id",
+        method = "patch",
+        operation_id = "update_channel"
+    )]
+    async fn update_channel(
+        &self,
+        auth: TenantAuth,
+        /// The group.
+        #[oai(example = "docs::team")]
+        channel_id: Path<Id>,
+        body: JsonBody<UpdateChannelRequest>,
+    ) -> Result<Json<CommandResult>, Failure<ModerationErrors>> {
+        let cmd = UpdateChannel {
+            channel_id: channel_id.0 .0,
+            muted: body.0.muted,
+            whitelist_only: body.0.whitelist_only,
+            actor_uid: body.0.actor_uid,
         };
         Ok(Json(self.state.commands.run(&auth.0, cmd).await?.into()))
     }

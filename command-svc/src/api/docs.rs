@@ -13,6 +13,8 @@ pub enum ApiTags {
     Messages,
     /// Group channels and their members.
     Channels,
+    /// Group roles and moderation, and personal blocks (see `docs/moderation.md`).
+    Moderation,
     /// Users' read positions.
     Reads,
     /// End-user tokens for the query service.
@@ -26,7 +28,7 @@ error_set!(
     pub SendErrors {
         400 => "A field is missing, malformed or unknown (`VALIDATION_ERROR`, `INVALID_JSON`; `field` names it).",
         401 => "Missing, unknown, revoked or expired API key (`UNAUTHORIZED`).",
-        403 => "`from_uid` is not a member of the group, or not one of the personal channel's two users (`NOT_A_MEMBER`), or the tenant is suspended (`TENANT_SUSPENDED`).",
+        403 => "`from_uid` is not a member of the group, or not one of the personal channel's two users (`NOT_A_MEMBER`); moderation refuses the send (`MEMBER_MUTED`, `CHANNEL_MUTED`, `BANNED`, `BLACKLISTED`, `NOT_WHITELISTED`, `BLOCKED`; `field` names `from_uid` or `channel_id`); or the tenant is suspended (`TENANT_SUSPENDED`).",
         404 => "The group does not exist or was disbanded (`CHANNEL_NOT_FOUND`).",
         408 => "The request body did not arrive within the body timeout (`BODY_TIMEOUT`).",
         409 => "`client_msg_no` was used before with another payload (`IDEMPOTENCY_CONFLICT`).",
@@ -71,10 +73,11 @@ error_set!(
 error_set!(
     /// `DELETE /v1/channels/{channel_id}` and `DELETE …/members/{uid}`.
     pub GroupPathErrors {
-        400 => "A path parameter is malformed (`field` names it).",
+        400 => "A path or query parameter is malformed (`field` names it).",
         401 => "Missing, unknown, revoked or expired API key (`UNAUTHORIZED`).",
-        403 => "The tenant is suspended (`TENANT_SUSPENDED`).",
+        403 => "`actor_uid` is not a member (`NOT_A_MEMBER`) or its role does not allow it (`PERMISSION_DENIED`), or the tenant is suspended (`TENANT_SUSPENDED`).",
         404 => "The group does not exist or was disbanded (`CHANNEL_NOT_FOUND`), or the uid is not a member (`MEMBER_NOT_FOUND`).",
+        409 => "The last owner may not leave while other members remain (`LAST_OWNER`).",
         429 => "Over a rate limit (`RATE_LIMIT_EXCEEDED`, with `retry_after_ms`; headers `Retry-After`, `RateLimit-Policy`, `RateLimit`, `X-RateLimit-*`).",
         500 => "Unexpected server fault (`INTERNAL`); logged.",
         503 => "The event log or Postgres is unavailable (`LOG_UNAVAILABLE`, `DATABASE_UNAVAILABLE`, `CONTENTION`): retry.",
@@ -86,10 +89,42 @@ error_set!(
     pub AddErrors {
         400 => "A field is missing, malformed or unknown, or `uids` is empty or longer than 1000 (`field` names it).",
         401 => "Missing, unknown, revoked or expired API key (`UNAUTHORIZED`).",
-        403 => "The tenant is suspended (`TENANT_SUSPENDED`).",
+        403 => "`actor_uid` is not a member (`NOT_A_MEMBER`) or not an owner or admin (`PERMISSION_DENIED`); a uid is banned (`BANNED`, `field` `uids`); or the tenant is suspended (`TENANT_SUSPENDED`).",
         404 => "The group does not exist or was disbanded (`CHANNEL_NOT_FOUND`).",
         408 => "The request body did not arrive within the body timeout (`BODY_TIMEOUT`).",
         409 => "The group would exceed the tenant's `max_group_members` (`GROUP_FULL`).",
+        413 => "The body exceeds its limit (`PAYLOAD_TOO_LARGE`).",
+        415 => "The body is not `application/json` (`UNSUPPORTED_MEDIA_TYPE`).",
+        429 => "Over a rate limit (`RATE_LIMIT_EXCEEDED`, with `retry_after_ms`; headers `Retry-After`, `RateLimit-Policy`, `RateLimit`, `X-RateLimit-*`).",
+        500 => "Unexpected server fault (`INTERNAL`); logged.",
+        503 => "The event log or Postgres is unavailable (`LOG_UNAVAILABLE`, `DATABASE_UNAVAILABLE`, `CONTENTION`): retry.",
+    }
+);
+
+error_set!(
+    /// The moderation commands on a group.
+    pub ModerationErrors {
+        400 => "A field or path parameter is missing, malformed or unknown, or the body changes nothing it could (`VALIDATION_ERROR`; `field` names it).",
+        401 => "Missing, unknown, revoked or expired API key (`UNAUTHORIZED`).",
+        403 => "`actor_uid` is not a member (`NOT_A_MEMBER`) or its role does not allow it (`PERMISSION_DENIED`), or the tenant is suspended (`TENANT_SUSPENDED`).",
+        404 => "The group does not exist or was disbanded (`CHANNEL_NOT_FOUND`), or the uid is not a member (`MEMBER_NOT_FOUND`).",
+        408 => "The request body did not arrive within the body timeout (`BODY_TIMEOUT`).",
+        409 => "The command would leave the group without an owner (`LAST_OWNER`).",
+        413 => "The body exceeds its limit (`PAYLOAD_TOO_LARGE`).",
+        415 => "The body is not `application/json` (`UNSUPPORTED_MEDIA_TYPE`).",
+        429 => "Over a rate limit (`RATE_LIMIT_EXCEEDED`, with `retry_after_ms`; headers `Retry-After`, `RateLimit-Policy`, `RateLimit`, `X-RateLimit-*`).",
+        500 => "Unexpected server fault (`INTERNAL`); logged.",
+        503 => "The event log or Postgres is unavailable (`LOG_UNAVAILABLE`, `DATABASE_UNAVAILABLE`, `CONTENTION`): retry.",
+    }
+);
+
+error_set!(
+    /// `POST /v1/users/{uid}/blocks`, `DELETE /v1/users/{uid}/blocks/{blocked_uid}`.
+    pub BlockErrors {
+        400 => "A field or path parameter is missing, malformed or unknown, or a user blocks itself (`VALIDATION_ERROR`; `field` names it).",
+        401 => "Missing, unknown, revoked or expired API key (`UNAUTHORIZED`).",
+        403 => "The tenant is suspended (`TENANT_SUSPENDED`).",
+        408 => "The request body did not arrive within the body timeout (`BODY_TIMEOUT`).",
         413 => "The body exceeds its limit (`PAYLOAD_TOO_LARGE`).",
         415 => "The body is not `application/json` (`UNSUPPORTED_MEDIA_TYPE`).",
         429 => "Over a rate limit (`RATE_LIMIT_EXCEEDED`, with `retry_after_ms`; headers `Retry-After`, `RateLimit-Policy`, `RateLimit`, `X-RateLimit-*`).",
@@ -194,6 +229,16 @@ pub fn bob() -> platform::params::Id {
 /// Example uid of a path: the member the examples add and remove.
 pub fn carol() -> platform::params::Id {
     platform::params::Id("carol".into())
+}
+
+/// Example `actor_uid` of a query: alice, the example group's owner.
+pub fn some_alice() -> Option<platform::params::Id> {
+    Some(alice())
+}
+
+/// Example uid of a path: the user the examples ban, list and block.
+pub fn mallory() -> platform::params::Id {
+    platform::params::Id("mallory".into())
 }
 
 /// Example group id of a path.

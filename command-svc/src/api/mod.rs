@@ -3,6 +3,7 @@
 //!
 //! - [`messages`]: `POST /v1/messages`, `POST /v1/messages/batch`
 //! - [`channels`]: group lifecycle and members
+//! - [`moderation`]: roles, mutes, channel settings, bans, send lists, user blocks
 //! - [`reads`]: read positions
 //! - [`tokens`]: end-user tokens
 //! - [`admin`]: the admin API (tenants, API keys; master key) and token revocation
@@ -14,6 +15,7 @@ pub mod channels;
 pub mod docs;
 pub mod errors;
 pub mod messages;
+pub mod moderation;
 pub mod reads;
 pub mod tokens;
 

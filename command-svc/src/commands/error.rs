@@ -4,7 +4,7 @@
 //!
 //! [`Reply::Err`]: events::command::Reply::Err
 
-use crate::domain::channel::DomainError;
+use crate::domain::error::DomainError;
 use crate::executor::ExecError;
 use crate::log::LogError;
 use events::command::Refusal;
@@ -91,11 +91,20 @@ impl CommandError {
                 DomainError::ChannelNotFound
                 | DomainError::ConversationNotFound
                 | DomainError::MemberNotFound(_) => 404,
-                DomainError::NotAMember(_) => 403,
+                DomainError::NotAMember(_)
+                | DomainError::ActorNotMember(_)
+                | DomainError::PermissionDenied(_)
+                | DomainError::MemberMuted { .. }
+                | DomainError::ChannelMuted
+                | DomainError::Banned { .. }
+                | DomainError::Blacklisted(_)
+                | DomainError::NotWhitelisted(_)
+                | DomainError::Blocked(_) => 403,
                 DomainError::ChannelExists
                 | DomainError::ChannelRetired
                 | DomainError::IdempotencyConflict
-                | DomainError::GroupFull { .. } => 409,
+                | DomainError::GroupFull { .. }
+                | DomainError::LastOwner(_) => 409,
             },
             CommandError::Unavailable(_) => 503,
             CommandError::Internal(_) => 500,
@@ -117,18 +126,8 @@ impl CommandError {
                 ("PAYLOAD_TOO_LARGE", Some(field), message)
             }
             CommandError::Refused(d) => {
-                let code = match d {
-                    DomainError::ChannelNotFound => "CHANNEL_NOT_FOUND",
-                    DomainError::ConversationNotFound => "CONVERSATION_NOT_FOUND",
-                    DomainError::MemberNotFound(_) => "MEMBER_NOT_FOUND",
-                    DomainError::NotAMember(_) => "NOT_A_MEMBER",
-                    DomainError::ChannelExists | DomainError::ChannelRetired => "CHANNEL_EXISTS",
-                    DomainError::IdempotencyConflict => "IDEMPOTENCY_CONFLICT",
-                    DomainError::GroupFull { .. } => "GROUP_FULL",
-                };
-                let field = matches!(d, DomainError::IdempotencyConflict)
-                    .then(|| "client_msg_no".to_owned());
-                (code, field, d.to_string())
+                let (code, field) = refusal(&d);
+                (code, field.map(str::to_owned), d.to_string())
             }
             CommandError::Unavailable(e) => {
                 tracing::warn!(error = %platform::error::chain(&e), "command not carried out");
@@ -164,5 +163,27 @@ impl CommandError {
                 retry_after_ms,
             },
         )
+    }
+}
+
+/// The code of a domain refusal and the field it is about (if one).
+fn refusal(d: &DomainError) -> (&'static str, Option<&'static str>) {
+    match d {
+        DomainError::ChannelNotFound => ("CHANNEL_NOT_FOUND", None),
+        DomainError::ConversationNotFound => ("CONVERSATION_NOT_FOUND", None),
+        DomainError::MemberNotFound(_) => ("MEMBER_NOT_FOUND", Some("uid")),
+        DomainError::NotAMember(_) => ("NOT_A_MEMBER", None),
+        DomainError::ChannelExists | DomainError::ChannelRetired => ("CHANNEL_EXISTS", None),
+        DomainError::IdempotencyConflict => ("IDEMPOTENCY_CONFLICT", Some("client_msg_no")),
+        DomainError::GroupFull { .. } => ("GROUP_FULL", None),
+        DomainError::ActorNotMember(_) => ("NOT_A_MEMBER", Some("actor_uid")),
+        DomainError::PermissionDenied(_) => ("PERMISSION_DENIED", Some("actor_uid")),
+        DomainError::LastOwner(_) => ("LAST_OWNER", Some("uid")),
+        DomainError::MemberMuted { .. } => ("MEMBER_MUTED", Some("from_uid")),
+        DomainError::ChannelMuted => ("CHANNEL_MUTED", Some("channel_id")),
+        DomainError::Banned { field, .. } => ("BANNED", Some(field)),
+        DomainError::Blacklisted(_) => ("BLACKLISTED", Some("from_uid")),
+        DomainError::NotWhitelisted(_) => ("NOT_WHITELISTED", Some("from_uid")),
+        DomainError::Blocked(_) => ("BLOCKED", Some("channel_id")),
     }
 }

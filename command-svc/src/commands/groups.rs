@@ -1,4 +1,6 @@
 //! The group lifecycle: [`CreateGroup`], [`DisbandGroup`], [`AddMembers`], [`RemoveMember`].
+//! Each may carry `actor_uid`: the member acting, whose role the rules check
+//! ([`crate::domain::moderation`]); without it the call is an operator's.
 
 use super::fields::{id, uids};
 use super::{Command, CommandError, Commands};
@@ -7,7 +9,12 @@ use crate::executor::Outcome;
 use events::command::{AddMembers, CreateGroup, DisbandGroup, GroupChanged, RemoveMember};
 use events::{ChannelId, ChannelKey, Event, TenantId, Uid};
 
-fn group(raw: String) -> Result<(ChannelId, ChannelKey), CommandError> {
+/// `actor_uid`, if given, as a uid (or 400 naming `actor_uid`).
+pub(super) fn actor(raw: Option<String>) -> Result<Option<Uid>, CommandError> {
+    raw.map(|a| id("actor_uid", a, Uid::parse)).transpose()
+}
+
+pub(super) fn group(raw: String) -> Result<(ChannelId, ChannelKey), CommandError> {
     let channel_id = id("channel_id", raw, ChannelId::parse)?;
     let key = ChannelKey::Group {
         id: channel_id.clone(),
@@ -15,7 +22,7 @@ fn group(raw: String) -> Result<(ChannelId, ChannelKey), CommandError> {
     Ok((channel_id, key))
 }
 
-fn changed(channel_id: &ChannelId, o: &Outcome) -> GroupChanged {
+pub(super) fn changed(channel_id: &ChannelId, o: &Outcome) -> GroupChanged {
     let event_seq = match o {
         Outcome::Appended { event_seq, .. } | Outcome::Unchanged { event_seq } => *event_seq,
         Outcome::Duplicate(r) => r.event_seq,
@@ -49,10 +56,13 @@ impl Command for CreateGroup {
                 .map_err(|e| CommandError::invalid("name", format!("name {e}")))?;
         }
         let members = uids("members", self.members)?;
+        let owner = self.owner.map(|o| id("owner", o, Uid::parse)).transpose()?;
         let cmd = Domain::CreateGroup {
             name: self.name,
             members,
             max_members: on.limits(tenant).max_group_members,
+            owner,
+            actor: actor(self.actor_uid)?,
         };
         let o = on.executor.execute(tenant, &key, cmd).await?;
         Ok(changed(&channel_id, &o))
@@ -63,10 +73,14 @@ impl Command for DisbandGroup {
     type Output = GroupChanged;
 
     /// # Errors
-    /// 400 naming `channel_id`; 404 no such group; 503.
+    /// 400 naming `channel_id` or `actor_uid`; 403 when the actor is not an owner or admin;
+    /// 404 no such group; 503.
     async fn run(self, on: &Commands, tenant: &TenantId) -> Result<GroupChanged, CommandError> {
         let (channel_id, key) = group(self.channel_id)?;
-        let o = on.executor.execute(tenant, &key, Domain::Disband).await?;
+        let cmd = Domain::Disband {
+            actor: actor(self.actor_uid)?,
+        };
+        let o = on.executor.execute(tenant, &key, cmd).await?;
         Ok(changed(&channel_id, &o))
     }
 }
@@ -77,7 +91,8 @@ impl Command for AddMembers {
     /// Idempotent: current members are ignored (and not listed in `added`).
     ///
     /// # Errors
-    /// 400 naming `channel_id` or `uids` (empty, too many, `uids[i]` malformed); 404; 409
+    /// 400 naming `channel_id`, `actor_uid` or `uids` (empty, too many, `uids[i]` malformed);
+    /// 403 when the actor is not an owner or admin, or `BANNED` naming `uids`; 404; 409
     /// `GROUP_FULL` beyond the tenant's `max_group_members`; 503.
     async fn run(self, on: &Commands, tenant: &TenantId) -> Result<GroupChanged, CommandError> {
         let (channel_id, key) = group(self.channel_id)?;
@@ -85,6 +100,7 @@ impl Command for AddMembers {
             return Err(CommandError::invalid("uids", "uids must not be empty"));
         }
         let list = uids("uids", self.uids)?;
+        let actor = actor(self.actor_uid)?;
         let o = on
             .executor
             .execute(
@@ -93,6 +109,8 @@ impl Command for AddMembers {
                 Domain::AddMembers {
                     uids: list,
                     max_members: on.limits(tenant).max_group_members,
+                    actor,
+                    now: platform::now_ms(),
                 },
             )
             .await?;
@@ -104,13 +122,15 @@ impl Command for RemoveMember {
     type Output = GroupChanged;
 
     /// # Errors
-    /// 400 naming `channel_id` or `uid`; 404 no such group or `MEMBER_NOT_FOUND`; 503.
+    /// 400 naming `channel_id`, `uid` or `actor_uid`; 403 when the actor may not remove `uid`;
+    /// 404 no such group or `MEMBER_NOT_FOUND`; 409 `LAST_OWNER`; 503.
     async fn run(self, on: &Commands, tenant: &TenantId) -> Result<GroupChanged, CommandError> {
         let (channel_id, key) = group(self.channel_id)?;
         let uid = id("uid", self.uid, Uid::parse)?;
+        let actor = actor(self.actor_uid)?;
         let o = on
             .executor
-            .execute(tenant, &key, Domain::RemoveMember { uid })
+            .execute(tenant, &key, Domain::RemoveMember { uid, actor })
             .await?;
         Ok(changed(&channel_id, &o))
     }

@@ -9,6 +9,7 @@
 //!
 //! - [`messages`]: send (prepared, then run, so a batch validates every item first).
 //! - [`groups`]: create, disband, add and remove members.
+//! - [`moderation`]: roles and mutes, channel settings, bans, send lists, personal blocks.
 //! - [`reads`]: read positions.
 //! - [`fields`]: the field rules they share.
 //! - [`error`]: [`CommandError`] and the status and body each transport answers with.
@@ -17,6 +18,7 @@ pub mod error;
 pub mod fields;
 pub mod groups;
 pub mod messages;
+pub mod moderation;
 pub mod reads;
 
 pub use error::CommandError;

@@ -3,6 +3,7 @@
 //! State is a fold of the events on the channel's subject. `decide` turns a command into events
 //! (or a domain error) and holds every rule; `apply` folds one event in and holds none.
 
+use super::moderation::{self, Act, Authority, Moderation};
 use events::event::*;
 use events::{ChannelId, ChannelKey, Event, Uid};
 use std::collections::{BTreeSet, HashMap};
@@ -47,6 +48,8 @@ pub struct ChannelState {
     /// How many keys `keys` held right after the state was loaded (the cache compares growth
     /// against it before dropping a state to shed keys the snapshot now covers).
     pub loaded_keys: usize,
+    /// Roles, mutes, bans, send lists (groups) and blocks (personal channels).
+    pub moderation: Moderation,
 }
 
 /// A command on a channel.
@@ -76,6 +79,11 @@ pub enum Command {
         members: Vec<Uid>,
         /// Most members the group may have (the tenant's `max_group_members`), if limited.
         max_members: Option<u32>,
+        /// The owner asked for (default: `actor`, else the first member); added to the
+        /// members if missing.
+        owner: Option<Uid>,
+        /// The acting user, if any.
+        actor: Option<Uid>,
     },
     /// Add members (idempotent: known members are ignored).
     AddMembers {
@@ -83,14 +91,39 @@ pub enum Command {
         uids: Vec<Uid>,
         /// Most members the group may have, if limited.
         max_members: Option<u32>,
+        /// The acting member (`None`: an operator call).
+        actor: Option<Uid>,
+        /// Now, ms (bans may end).
+        now: i64,
     },
     /// Remove a member.
     RemoveMember {
         /// Who.
         uid: Uid,
+        /// The acting member (`None`: an operator call).
+        actor: Option<Uid>,
     },
     /// Disband the group.
-    Disband,
+    Disband {
+        /// The acting member (`None`: an operator call).
+        actor: Option<Uid>,
+    },
+    /// A moderation command on a group.
+    Moderate {
+        /// What.
+        act: Act,
+        /// The acting member (`None`: an operator call).
+        actor: Option<Uid>,
+        /// Now, ms.
+        now: i64,
+    },
+    /// `uid` blocks (`block: true`) or unblocks the other user of a personal channel.
+    Block {
+        /// Who blocks.
+        uid: Uid,
+        /// Block or unblock.
+        block: bool,
+    },
     /// Move `uid`'s read position.
     SetRead {
         /// Reader.
@@ -100,39 +133,7 @@ pub enum Command {
     },
 }
 
-/// Why a command was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DomainError {
-    /// The group does not exist (or was disbanded).
-    #[error("channel not found")]
-    ChannelNotFound,
-    /// A personal conversation has no message yet.
-    #[error("conversation not found")]
-    ConversationNotFound,
-    /// The sender or reader is not a member.
-    #[error("{0} is not a member of the channel")]
-    NotAMember(String),
-    /// The group exists.
-    #[error("channel already exists")]
-    ChannelExists,
-    /// The id belonged to a group that was disbanded: ids are retired, never reused.
-    #[error("the id belonged to a disbanded group and is retired: ids are never reused")]
-    ChannelRetired,
-    /// The uid to remove is not a member.
-    #[error("{0} is not a member of the channel")]
-    MemberNotFound(String),
-    /// The `client_msg_no` was used before with another payload.
-    #[error("client_msg_no was already used with a different payload")]
-    IdempotencyConflict,
-    /// The group would exceed the tenant's `max_group_members`.
-    #[error("the group would have {would} members; the tenant allows at most {max}")]
-    GroupFull {
-        /// The limit.
-        max: u32,
-        /// The size the command would have made.
-        would: usize,
-    },
-}
+pub use super::error::DomainError;
 
 /// What `decide` concluded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -174,6 +175,12 @@ pub fn decide(
                     if !is_live_group(state) {
                         return Err(DomainError::ChannelNotFound);
                     }
+                    if state.moderation.banned(from.as_str(), timestamp) {
+                        return Err(DomainError::Banned {
+                            uid: from.to_string(),
+                            field: "from_uid",
+                        });
+                    }
                     if !state.members.contains(from.as_str()) {
                         return Err(DomainError::NotAMember(from.to_string()));
                     }
@@ -184,6 +191,7 @@ pub fn decide(
                     }
                 }
             }
+            // A retry of an accepted send answers with the original, whatever changed since.
             if let Some(no) = &client_msg_no {
                 if let Some(prev) = state.keys.get(&(from.to_string(), no.clone())) {
                     return if prev.payload_sha256 == payload_sha256 {
@@ -191,6 +199,16 @@ pub fn decide(
                     } else {
                         Err(DomainError::IdempotencyConflict)
                     };
+                }
+            }
+            match key {
+                ChannelKey::Group { .. } => {
+                    moderation::may_send(&state.moderation, from.as_str(), timestamp)?;
+                }
+                ChannelKey::Personal { .. } => {
+                    if moderation::blocked(&state.moderation, key, from.as_str()) {
+                        return Err(DomainError::Blocked(from.to_string()));
+                    }
                 }
             }
             Ok(Decision::Append(vec![Event::MessageSent(MessageSent {
@@ -207,6 +225,8 @@ pub fn decide(
             name,
             members,
             max_members,
+            owner,
+            actor,
         } => {
             let Some(channel_id) = group_id(key) else {
                 return Err(DomainError::ChannelNotFound);
@@ -217,9 +237,16 @@ pub fn decide(
             if state.created {
                 return Err(DomainError::ChannelExists);
             }
+            let owner = owner.or(actor).or_else(|| members.first().cloned());
             let mut seen = BTreeSet::new();
-            let members: Vec<Uid> = members
+            let lead: Vec<Uid> = owner
+                .iter()
+                .filter(|o| !members.contains(o))
+                .cloned()
+                .collect();
+            let members: Vec<Uid> = lead
                 .into_iter()
+                .chain(members)
                 .filter(|m| seen.insert(m.clone()))
                 .collect();
             full(max_members, members.len())?;
@@ -227,10 +254,27 @@ pub fn decide(
                 channel_id,
                 name,
                 members,
+                owner,
             })]))
         }
-        Command::AddMembers { uids, max_members } => {
+        Command::AddMembers {
+            uids,
+            max_members,
+            actor,
+            now,
+        } => {
             let channel_id = live_group(state, key)?;
+            Authority::of(&state.members, &state.moderation, actor.as_ref())?
+                .moderator("add members")?;
+            if let Some(u) = uids
+                .iter()
+                .find(|u| state.moderation.banned(u.as_str(), now))
+            {
+                return Err(DomainError::Banned {
+                    uid: u.to_string(),
+                    field: "uids",
+                });
+            }
             let mut seen = BTreeSet::new();
             let uids: Vec<Uid> = uids
                 .into_iter()
@@ -245,20 +289,58 @@ pub fn decide(
                 uids,
             })]))
         }
-        Command::RemoveMember { uid } => {
+        Command::RemoveMember { uid, actor } => {
             let channel_id = live_group(state, key)?;
+            let auth = Authority::of(&state.members, &state.moderation, actor.as_ref())?;
             if !state.members.contains(uid.as_str()) {
                 return Err(DomainError::MemberNotFound(uid.to_string()));
+            }
+            if auth.uid() == Some(uid.as_str()) {
+                if moderation::last_owner(&state.members, &state.moderation, uid.as_str()) {
+                    return Err(DomainError::LastOwner(uid.to_string()));
+                }
+            } else {
+                auth.over(&state.moderation, uid.as_str(), "remove")?;
             }
             Ok(Decision::Append(vec![Event::MemberRemoved(
                 MemberRemoved { channel_id, uid },
             )]))
         }
-        Command::Disband => {
+        Command::Disband { actor } => {
             let channel_id = live_group(state, key)?;
+            Authority::of(&state.members, &state.moderation, actor.as_ref())?
+                .moderator("disband the group")?;
             Ok(Decision::Append(vec![Event::GroupDisbanded(
                 GroupDisbanded { channel_id },
             )]))
+        }
+        Command::Moderate { act, actor, now } => {
+            let channel_id = live_group(state, key)?;
+            moderation::decide(
+                &state.members,
+                &state.moderation,
+                channel_id,
+                act,
+                actor.as_ref(),
+                now,
+            )
+            .map(Decision::Append)
+        }
+        Command::Block { uid, block } => {
+            let ChannelKey::Personal { low, high } = key else {
+                return Err(DomainError::ChannelNotFound);
+            };
+            let other = if *low == uid { high } else { low };
+            let pair = (uid.to_string(), other.to_string());
+            if state.moderation.blocks.contains(&pair) == block {
+                return Ok(Decision::Append(vec![]));
+            }
+            let (uid, blocked_uid) = (uid, other.clone());
+            Ok(Decision::Append(vec![if block {
+                Event::UserBlocked(UserBlocked { uid, blocked_uid })
+            } else {
+                Event::UserUnblocked(UserUnblocked { uid, blocked_uid })
+            }]))
         }
         Command::SetRead { uid, message_seq } => {
             match key {
@@ -332,7 +414,15 @@ pub fn apply(mut state: ChannelState, event: &Event, event_seq: u64) -> ChannelS
             state.members.clear();
         }
         Event::ReadPositionSet(_) => return state,
+        Event::MemberUpdated(_)
+        | Event::ChannelUpdated(_)
+        | Event::MemberBanned(_)
+        | Event::MemberUnbanned(_)
+        | Event::SendListChanged(_)
+        | Event::UserBlocked(_)
+        | Event::UserUnblocked(_) => {}
     }
+    moderation::apply(&mut state.members, &mut state.moderation, event);
     state.last_event_seq = state.last_event_seq.max(event_seq);
     state
 }

@@ -32,6 +32,7 @@ fn created(members: &[&str]) -> Event {
         channel_id: ChannelId::parse("g").unwrap(),
         name: None,
         members: members.iter().map(|m| uid(m)).collect(),
+        owner: members.first().map(|m| uid(m)),
     })
 }
 fn appended(d: Result<Decision, DomainError>) -> Vec<Event> {
@@ -94,6 +95,8 @@ fn group_rules() {
                 name: None,
                 members: vec![],
                 max_members: None,
+                owner: None,
+                actor: None,
             }
         ),
         Err(DomainError::ChannelExists)
@@ -105,6 +108,8 @@ fn group_rules() {
         Command::AddMembers {
             uids: vec![uid("a"), uid("c"), uid("c")],
             max_members: None,
+            actor: None,
+            now: 0,
         },
     ));
     assert_eq!(
@@ -120,11 +125,20 @@ fn group_rules() {
         Command::AddMembers {
             uids: vec![uid("a")],
             max_members: None,
+            actor: None,
+            now: 0,
         }
     ))
     .is_empty());
     assert_eq!(
-        decide(&state, &key, Command::RemoveMember { uid: uid("z") }),
+        decide(
+            &state,
+            &key,
+            Command::RemoveMember {
+                uid: uid("z"),
+                actor: None
+            }
+        ),
         Err(DomainError::MemberNotFound("z".into()))
     );
     let removed = given(&[
@@ -156,6 +170,8 @@ fn group_rules() {
                 name: None,
                 members: vec![],
                 max_members: None,
+                owner: None,
+                actor: None,
             }
         ),
         Err(DomainError::ChannelRetired)
@@ -235,6 +251,8 @@ fn a_group_never_grows_past_the_tenants_limit() {
                 name: None,
                 members: vec![uid("a"), uid("b"), uid("b"), uid("c")],
                 max_members: Some(2),
+                owner: None,
+                actor: None,
             }
         ),
         Err(DomainError::GroupFull { max: 2, would: 3 })
@@ -247,6 +265,8 @@ fn a_group_never_grows_past_the_tenants_limit() {
         Command::AddMembers {
             uids: vec![uid("a"), uid("b")],
             max_members: Some(2),
+            actor: None,
+            now: 0,
         }
     ))
     .is_empty());
@@ -257,6 +277,8 @@ fn a_group_never_grows_past_the_tenants_limit() {
             Command::AddMembers {
                 uids: vec![uid("c")],
                 max_members: Some(2),
+                actor: None,
+                now: 0,
             }
         ),
         Err(DomainError::GroupFull { max: 2, would: 3 })
@@ -268,6 +290,8 @@ fn a_group_never_grows_past_the_tenants_limit() {
             Command::AddMembers {
                 uids: vec![uid("c")],
                 max_members: Some(3),
+                actor: None,
+                now: 0,
             }
         ))
         .len(),

@@ -187,6 +187,14 @@ impl EventLog {
             tracing::warn!(subject = %subject, "the channel's snapshot lacks a parked event; folding the channel from the log");
             return Ok(ChannelState::default());
         }
+        if snap.legacy_roles {
+            tracing::debug!(subject = %subject, "the channel's snapshot predates roles; folding the channel from the log");
+            return Ok(ChannelState::default());
+        }
+        let Some(moderation) = moderation_of(&snap) else {
+            tracing::warn!(subject = %subject, "the channel's snapshot holds a role or list this build does not know; folding the channel from the log");
+            return Ok(ChannelState::default());
+        };
         Ok(ChannelState {
             created: key.channel_type() == events::ChannelType::Group,
             disbanded: snap.disbanded,
@@ -196,6 +204,7 @@ impl EventLog {
             keys: Default::default(),
             snapshot_msg_seq: snap.last_msg_seq,
             loaded_keys: 0,
+            moderation,
         })
     }
 
@@ -312,4 +321,39 @@ impl EventLog {
     async fn client(&self) -> Result<deadpool_postgres::Client, LogError> {
         Ok(self.pool.get().await.map_err(readmodel::Error::from)?)
     }
+}
+
+/// The moderation state a snapshot holds; `None` when a row holds a role or list name this
+/// build does not know (the projector writes only names of decoded events, so a newer build
+/// wrote it): the caller then folds the channel from the log.
+fn moderation_of(
+    snap: &readmodel::snapshot::ChannelSnapshot,
+) -> Option<crate::domain::moderation::Moderation> {
+    let mut m = crate::domain::moderation::Moderation {
+        muted: snap.muted,
+        whitelist_only: snap.whitelist_only,
+        bans: snap.bans.iter().cloned().collect(),
+        blocks: snap.blocks.iter().cloned().collect(),
+        ..Default::default()
+    };
+    for ((uid, role), muted) in snap.members.iter().zip(&snap.roles).zip(&snap.muted_until) {
+        match events::moderation::Role::parse(role).ok()? {
+            events::moderation::Role::Member => {}
+            r => {
+                m.roles.insert(uid.clone(), r);
+            }
+        }
+        if let Some(t) = muted {
+            m.muted_until.insert(uid.clone(), *t);
+        }
+    }
+    for (list, uid) in &snap.send_lists {
+        let set = match list.as_str() {
+            "blacklist" => &mut m.blacklist,
+            "whitelist" => &mut m.whitelist,
+            _ => return None,
+        };
+        set.insert(uid.clone());
+    }
+    Some(m)
 }

@@ -3,11 +3,15 @@
 //! It doubles as the command service's snapshot: a `channels` row states the channel as of
 //! `last_event_seq`, the stream sequence of the last event on the channel's subject.
 //!
-//! Planning: a batch becomes its group lifecycle steps in log order, then one
-//! [`Step::Messages`] with the batch's heads and keys. That is equivalent to log order because
-//! lifecycle writes and head writes touch different columns except `last_event_seq` and
-//! `updated_at`, which both write with `GREATEST`; a group's creation still comes first.
+//! Planning: a batch becomes its group lifecycle and moderation steps in log order, then one
+//! [`Step::Messages`] with the batch's heads and keys, then its personal blocks. That is
+//! equivalent to log order because lifecycle writes and head writes touch different columns
+//! except `last_event_seq` and `updated_at`, which both write with `GREATEST`; a group's
+//! creation still comes first. Blocks touch `user_blocks` and only the `last_event_seq` of a
+//! personal row that exists (with `GREATEST`); coming after the heads, they find the row a
+//! message of the same batch creates, so the row is the same whatever the batch boundaries.
 
+use super::moderation::{self, Block, Change};
 use super::{channel_columns, Record};
 use events::event::*;
 use events::payload_digest;
@@ -81,11 +85,28 @@ pub enum Step {
         name: Option<String>,
         /// Members.
         members: Vec<String>,
+        /// The owner (one of `members`).
+        owner: Option<String>,
         /// Stream sequence.
         event_seq: i64,
         /// Time, ms.
         at: i64,
     },
+    /// A moderation change of a group.
+    Moderated {
+        /// Tenant.
+        tenant: String,
+        /// Group id.
+        channel_key: String,
+        /// What changed.
+        change: Change,
+        /// Stream sequence.
+        event_seq: i64,
+        /// Time, ms.
+        at: i64,
+    },
+    /// A personal block or unblock.
+    Blocked(Block),
     /// Members joined.
     Added {
         /// Tenant.
@@ -186,14 +207,32 @@ impl Run {
     }
 }
 
-/// The steps for a batch: lifecycle steps in log order, then the coalesced messages.
+/// The steps for a batch: lifecycle and moderation steps in log order, then the coalesced
+/// messages, then the blocks in log order.
 pub fn plan(batch: &[Record]) -> Vec<Step> {
     let mut steps = Vec::new();
+    let mut blocks = Vec::new();
     let mut run = Run::default();
     for r in batch {
         let tenant = || r.envelope.tenant.to_string();
         let event_seq = r.seq as i64;
         let at = r.envelope.occurred_at;
+        if let Some((channel_key, change)) = moderation::change(&r.envelope.event) {
+            steps.push(Step::Moderated {
+                tenant: tenant(),
+                channel_key,
+                change,
+                event_seq,
+                at,
+            });
+            continue;
+        }
+        if let Some(b) =
+            moderation::block(r.envelope.tenant.as_str(), &r.envelope.event, event_seq, at)
+        {
+            blocks.push(Step::Blocked(b));
+            continue;
+        }
         let step = match &r.envelope.event {
             Event::MessageSent(m) => {
                 run.push(r, m);
@@ -208,6 +247,7 @@ pub fn plan(batch: &[Record]) -> Vec<Step> {
                     .as_deref()
                     .map(|n| events::text::storable(n).into_owned()),
                 members: e.members.iter().map(ToString::to_string).collect(),
+                owner: e.owner.as_ref().map(ToString::to_string),
                 event_seq,
                 at,
             },
@@ -231,10 +271,19 @@ pub fn plan(batch: &[Record]) -> Vec<Step> {
                 event_seq,
                 at,
             },
+            // Planned above.
+            Event::MemberUpdated(_)
+            | Event::ChannelUpdated(_)
+            | Event::MemberBanned(_)
+            | Event::MemberUnbanned(_)
+            | Event::SendListChanged(_)
+            | Event::UserBlocked(_)
+            | Event::UserUnblocked(_) => continue,
         };
         steps.push(step);
     }
     run.flush(&mut steps);
+    steps.append(&mut blocks);
     steps
 }
 

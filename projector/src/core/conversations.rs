@@ -21,7 +21,7 @@
 //! ([`ReadSet::floor`]).
 
 use super::{channel_columns, Record};
-use events::event::{GroupCreated, MembersAdded};
+use events::event::{GroupCreated, MemberBanned, MemberRemoved, MembersAdded};
 use events::{ChannelKey, Event};
 use std::collections::HashMap;
 
@@ -353,14 +353,25 @@ pub fn plan(batch: &[Record]) -> Vec<Step> {
                     at,
                 });
             }
-            Event::MemberRemoved(e) => {
-                run.left(tenant, e.channel_id.as_str(), e.uid.as_str());
+            // A ban removes the user if it was a member (if not, there is no row to delete).
+            Event::MemberRemoved(MemberRemoved { channel_id, uid })
+            | Event::MemberBanned(MemberBanned {
+                channel_id, uid, ..
+            }) => {
+                run.left(tenant, channel_id.as_str(), uid.as_str());
                 steps.push(Step::Left {
                     tenant: tenant.to_owned(),
-                    channel_key: e.channel_id.to_string(),
-                    uid: e.uid.to_string(),
+                    channel_key: channel_id.to_string(),
+                    uid: uid.to_string(),
                 });
             }
+            // Roles, settings, lists and blocks do not change conversation rows.
+            Event::MemberUpdated(_)
+            | Event::ChannelUpdated(_)
+            | Event::MemberUnbanned(_)
+            | Event::SendListChanged(_)
+            | Event::UserBlocked(_)
+            | Event::UserUnblocked(_) => {}
             Event::GroupDisbanded(e) => {
                 run.disbanded(tenant, e.channel_id.as_str());
                 steps.push(Step::Disbanded {

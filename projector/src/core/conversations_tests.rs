@@ -165,10 +165,20 @@ impl Rows {
                 self.rows
                     .remove(&(e.uid.to_string(), 2, e.channel_id.to_string()));
             }
+            Event::MemberBanned(e) => {
+                self.rows
+                    .remove(&(e.uid.to_string(), 2, e.channel_id.to_string()));
+            }
             Event::GroupDisbanded(e) => {
                 self.rows
                     .retain(|(_, c, k), _| !(*c == 2 && k == e.channel_id.as_str()));
             }
+            Event::MemberUpdated(_)
+            | Event::ChannelUpdated(_)
+            | Event::MemberUnbanned(_)
+            | Event::SendListChanged(_)
+            | Event::UserBlocked(_)
+            | Event::UserUnblocked(_) => {}
         }
     }
 
@@ -303,10 +313,21 @@ fn random_history(seed: u64, n: u64) -> Vec<Record> {
             9 if members.contains(&who) && members.len() > 1 => {
                 members.retain(|m| *m != who);
                 let mut r = group_msg(seq, "g", who, 0);
-                r.envelope.event = Event::MemberRemoved(events::event::MemberRemoved {
-                    channel_id: events::ChannelId::parse("g").unwrap(),
-                    uid: uid(who),
-                });
+                let channel_id = events::ChannelId::parse("g").unwrap();
+                // A ban removes a member as a removal does.
+                r.envelope.event = if next(2) == 0 {
+                    Event::MemberRemoved(events::event::MemberRemoved {
+                        channel_id,
+                        uid: uid(who),
+                    })
+                } else {
+                    Event::MemberBanned(events::event::MemberBanned {
+                        channel_id,
+                        uid: uid(who),
+                        until: None,
+                        by: None,
+                    })
+                };
                 r
             }
             _ => {

@@ -8,6 +8,7 @@
 pub mod channels;
 pub mod conversations;
 pub mod messages;
+pub mod moderation;
 
 use events::Envelope;
 
@@ -100,6 +101,7 @@ pub(crate) mod tests_support {
                 channel_id: ChannelId::parse(group).unwrap(),
                 name: None,
                 members: members.iter().map(|m| uid(m)).collect(),
+                owner: members.first().map(|m| uid(m)),
             }),
         )
     }

@@ -1,6 +1,7 @@
 //! The transactional shell around the pure core.
 //!
 //! - [`writer`]: executes plans as set-based SQL inside a transaction.
+//! - [`moderation`]: the channels plan's moderation steps in SQL.
 //! - [`batch`]: one batch of one version in one transaction, with its checkpoint (the fence).
 //! - [`apply`]: retries, backoff and the poison-event policy around [`batch`].
 //! - [`dlq`]: the dead-letter table `parked_events`.
@@ -17,5 +18,6 @@ pub mod dlq;
 pub mod health;
 pub mod intake;
 pub mod lease;
+pub mod moderation;
 pub mod runner;
 pub mod writer;

@@ -1,6 +1,7 @@
 //! Executes plans in SQL. Every statement is set-based (`unnest` of arrays, or binary COPY for
 //! message rows), so a batch of thousands of events costs a handful of round trips.
 
+use super::moderation;
 use crate::core::{channels, conversations, messages};
 use deadpool_postgres::Transaction;
 use futures::pin_mut;
@@ -139,6 +140,7 @@ pub async fn apply_channels(tx: &Transaction<'_>, steps: &[channels::Step]) -> R
                 channel_key,
                 name,
                 members,
+                owner,
                 event_seq,
                 at,
             } => {
@@ -146,6 +148,10 @@ pub async fn apply_channels(tx: &Transaction<'_>, steps: &[channels::Step]) -> R
                     .await?;
                 tx.execute(ADD_MEMBERS, &[tenant, channel_key, members, at])
                     .await?;
+                if let Some(owner) = owner {
+                    tx.execute(moderation::SET_OWNER, &[tenant, channel_key, owner])
+                        .await?;
+                }
                 tx.execute(TOUCH_GROUP, &[tenant, channel_key, event_seq, at, &false])
                     .await?;
             }
@@ -184,6 +190,18 @@ pub async fn apply_channels(tx: &Transaction<'_>, steps: &[channels::Step]) -> R
                 tx.execute(TOUCH_GROUP, &[tenant, channel_key, event_seq, at, &true])
                     .await?;
             }
+            Step::Moderated {
+                tenant,
+                channel_key,
+                change,
+                event_seq,
+                at,
+            } => {
+                moderation::apply_change(tx, tenant, channel_key, change, *at).await?;
+                tx.execute(TOUCH_GROUP, &[tenant, channel_key, event_seq, at, &false])
+                    .await?;
+            }
+            Step::Blocked(b) => moderation::apply_block(tx, b).await?,
         }
     }
     Ok(())

@@ -38,6 +38,10 @@ pub struct ChannelInfo {
     pub created_at: i64,
     /// ms since the Unix epoch.
     pub updated_at: i64,
+    /// Channel-wide mute: only owners and admins may send.
+    pub muted: bool,
+    /// Whitelist mode: only whitelisted uids, owners and admins may send.
+    pub whitelist_only: bool,
 }
 
 /// A member of a group.
@@ -47,6 +51,12 @@ pub struct Member {
     pub uid: String,
     /// When they joined, ms since the Unix epoch.
     pub joined_at: i64,
+    /// `owner`, `admin` or `member`.
+    pub role: String,
+    /// Muted until, ms since the Unix epoch; null when not muted (a mute that ended reads as
+    /// null).
+    #[oai(nullable)]
+    pub muted_until: Option<i64>,
 }
 
 /// A page of members, by uid.
@@ -68,7 +78,7 @@ pub struct ChannelsApi {
 
 impl ChannelsApi {
     /// The live group `channel_id`, checking `viewer`'s membership when given.
-    async fn live_group(
+    pub(super) async fn live_group(
         &self,
         tenant: &TenantId,
         channel_id: &ChannelId,
@@ -91,7 +101,7 @@ impl ChannelsApi {
 }
 
 /// The viewer whose membership is checked: optional for a service, the token's uid for a user.
-fn optional_uid(caller: &Caller, raw: Option<&str>) -> Result<Option<Uid>, ApiError> {
+pub(super) fn optional_uid(caller: &Caller, raw: Option<&str>) -> Result<Option<Uid>, ApiError> {
     match caller {
         Caller::Service(_) => raw.map(|u| parse_uid("uid", u)).transpose(),
         Caller::User(_) => caller.viewer("uid", raw).map(Some),
@@ -139,10 +149,13 @@ impl ChannelsApi {
             last_msg_seq: seq_out(g.last_msg_seq),
             created_at: g.created_at,
             updated_at: g.updated_at,
+            muted: g.muted,
+            whitelist_only: g.whitelist_only,
         }))
     }
 
-    /// A group's members by uid. Same 404/403 rules as the channel itself.
+    /// A group's members by uid, with each one's role and mute. Same 404/403 rules as the
+    /// channel itself.
     #[oai(
         path = "/v1/channels/:channel_id/members",
         method = "get",
@@ -195,11 +208,14 @@ impl ChannelsApi {
         } else {
             None
         };
+        let now = platform::now_ms();
         let members = rows
             .into_iter()
             .map(|m| Member {
                 uid: m.uid,
                 joined_at: m.joined_at,
+                role: m.role,
+                muted_until: m.muted_until.filter(|t| *t > now),
             })
             .collect();
         Ok(Json(MemberPage {

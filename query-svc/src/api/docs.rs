@@ -45,6 +45,18 @@ error_set!(
 );
 
 error_set!(
+    /// `GET /v1/users/{uid}/blocks`.
+    pub BlockListErrors {
+        400 => "A parameter is malformed, or `cursor` is not a `next_cursor` this service returned (`VALIDATION_ERROR`, `INVALID_CURSOR`; `field` names it).",
+        401 => "Missing, unknown, expired, revoked or forged credentials (`UNAUTHORIZED`).",
+        403 => "A user token names another `uid` (`FORBIDDEN_UID`), or the tenant is suspended (`TENANT_SUSPENDED`).",
+        429 => "Over a rate limit (`RATE_LIMIT_EXCEEDED`, with `retry_after_ms`; headers `Retry-After`, `RateLimit-Policy`, `RateLimit`, `X-RateLimit-*`).",
+        500 => "Unexpected server fault (`INTERNAL`); logged.",
+        503 => "The projections did not reach `min_event_seq` in time (`PROJECTION_LAGGING`), or Postgres is unavailable (`DATABASE_UNAVAILABLE`).",
+    }
+);
+
+error_set!(
     /// `GET /v1/users/online`.
     pub OnlineErrors {
         400 => "`uids` is missing, holds a malformed uid, or more than 200 (`VALIDATION_ERROR`).",

@@ -3,6 +3,7 @@
 //! - [`messages`]: channel history and a message by id.
 //! - [`conversations`]: a user's conversation list.
 //! - [`channels`]: group info and members.
+//! - [`moderation`]: a group's bans, blacklist and whitelist; a user's blocks.
 //! - [`realtime`]: presence, dev tokens, the browser client (the sockets live in
 //!   [`crate::realtime`]).
 //! - [`ops`]: what `/ready` checks ([`platform::probes`] serves `/health`, `/ready`,
@@ -17,6 +18,7 @@ pub mod channels;
 pub mod conversations;
 pub mod docs;
 pub mod messages;
+pub mod moderation;
 pub mod ops;
 pub mod realtime;
 
@@ -142,6 +144,9 @@ pub fn app(
                 state: state.clone(),
             },
             channels::ChannelsApi {
+                state: state.clone(),
+            },
+            moderation::ModerationApi {
                 state: state.clone(),
             },
             platform::probes::ProbesApi::new(Arc::new(ops::QueryProbe {

@@ -261,6 +261,87 @@ pub enum ServerFrame<'a> {
         /// The group's name, on creation.
         #[serde(skip_serializing_if = "Option::is_none")]
         name: Option<&'a str>,
+        /// The group's owner, on creation.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        owner: Option<&'a str>,
+    },
+    /// A member's role or mute changed.
+    MemberUpdated {
+        /// The event's log position.
+        event_seq: u64,
+        /// The group.
+        channel_id: &'a str,
+        /// Always 2.
+        channel_type: u8,
+        /// The member.
+        uid: &'a str,
+        /// `owner`, `admin` or `member`.
+        role: &'a str,
+        /// Muted until, ms since the Unix epoch (`null`: not muted).
+        muted_until: Option<i64>,
+    },
+    /// A group's send settings changed.
+    ChannelUpdated {
+        /// The event's log position.
+        event_seq: u64,
+        /// The group.
+        channel_id: &'a str,
+        /// Always 2.
+        channel_type: u8,
+        /// Channel-wide mute.
+        muted: bool,
+        /// Whitelist mode.
+        whitelist_only: bool,
+    },
+    /// A user was banned from a group (and removed, if a member).
+    MemberBanned {
+        /// The event's log position.
+        event_seq: u64,
+        /// The group.
+        channel_id: &'a str,
+        /// Always 2.
+        channel_type: u8,
+        /// The banned user.
+        uid: &'a str,
+        /// The ban ends, ms since the Unix epoch (`null`: until unbanned).
+        until: Option<i64>,
+    },
+    /// A ban was lifted.
+    MemberUnbanned {
+        /// The event's log position.
+        event_seq: u64,
+        /// The group.
+        channel_id: &'a str,
+        /// Always 2.
+        channel_type: u8,
+        /// The user.
+        uid: &'a str,
+    },
+    /// A group's blacklist or whitelist changed.
+    SendListChanged {
+        /// The event's log position.
+        event_seq: u64,
+        /// The group.
+        channel_id: &'a str,
+        /// Always 2.
+        channel_type: u8,
+        /// `blacklist` or `whitelist`.
+        list: &'a str,
+        /// Newly listed uids.
+        added: Vec<&'a str>,
+        /// Uids no longer listed.
+        removed: Vec<&'a str>,
+    },
+    /// The connection's user blocked (`blocked: true`) or unblocked someone.
+    BlockChanged {
+        /// The event's log position.
+        event_seq: u64,
+        /// The user who blocks (the recipient).
+        uid: &'a str,
+        /// The other user.
+        blocked_uid: &'a str,
+        /// Blocked or unblocked.
+        blocked: bool,
     },
     /// A user left a group.
     MemberRemoved {
@@ -361,6 +442,12 @@ impl ServerFrame<'_> {
             ServerFrame::MemberAdded { .. } => "member_added",
             ServerFrame::MemberRemoved { .. } => "member_removed",
             ServerFrame::ChannelDisbanded { .. } => "channel_disbanded",
+            ServerFrame::MemberUpdated { .. } => "member_updated",
+            ServerFrame::ChannelUpdated { .. } => "channel_updated",
+            ServerFrame::MemberBanned { .. } => "member_banned",
+            ServerFrame::MemberUnbanned { .. } => "member_unbanned",
+            ServerFrame::SendListChanged { .. } => "send_list_changed",
+            ServerFrame::BlockChanged { .. } => "block_changed",
             ServerFrame::Typing { .. } => "typing",
             ServerFrame::Presence { .. } => "presence",
             ServerFrame::SendAck { .. } => "send_ack",

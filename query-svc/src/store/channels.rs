@@ -6,6 +6,7 @@ use deadpool_postgres::Pool;
 /// The group `$2` of tenant `$1`, with whether `$3` (may be NULL) is a member.
 const GROUP: &str = "\
 SELECT c.name, c.disbanded, c.member_count, c.last_msg_seq, c.created_at, c.updated_at,
+       c.muted, c.whitelist_only,
        EXISTS (
            SELECT 1 FROM channel_members cm
            WHERE cm.tenant = c.tenant AND cm.channel_key = c.channel_key AND cm.uid = $3
@@ -15,7 +16,7 @@ WHERE c.tenant = $1 AND c.channel_type = 2 AND c.channel_key = $2";
 
 /// Members of group `$2` with uid after `$3`, by uid, `$4` rows.
 const MEMBERS: &str = "\
-SELECT uid, joined_at
+SELECT uid, joined_at, role, muted_until
 FROM channel_members
 WHERE tenant = $1 AND channel_key = $2 AND uid > $3
 ORDER BY uid ASC
@@ -38,6 +39,10 @@ pub struct GroupRow {
     pub updated_at: i64,
     /// Whether the viewer asked about is a member (false when none was given).
     pub viewer_is_member: bool,
+    /// Channel-wide mute.
+    pub muted: bool,
+    /// Whitelist mode.
+    pub whitelist_only: bool,
 }
 
 /// The group `channel_id` of `tenant`, if a row exists (disbanded included), with `viewer`'s
@@ -67,6 +72,8 @@ pub async fn group(
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
         viewer_is_member: row.try_get("is_member")?,
+        muted: row.try_get("muted")?,
+        whitelist_only: row.try_get("whitelist_only")?,
     }))
 }
 
@@ -77,6 +84,10 @@ pub struct MemberRow {
     pub uid: String,
     /// When they joined, ms since the Unix epoch.
     pub joined_at: i64,
+    /// `owner`, `admin` or `member`.
+    pub role: String,
+    /// Muted until, ms since the Unix epoch (possibly past).
+    pub muted_until: Option<i64>,
 }
 
 /// Up to `limit` members of group `channel_id` whose uid sorts after `after_uid` (`""` for the
@@ -103,6 +114,8 @@ pub async fn members(
             Ok(MemberRow {
                 uid: r.try_get("uid")?,
                 joined_at: r.try_get("joined_at")?,
+                role: r.try_get("role")?,
+                muted_until: r.try_get("muted_until")?,
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;

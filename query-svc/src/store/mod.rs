@@ -7,6 +7,7 @@
 //! - [`messages`]: channel history pages and a message by id.
 //! - [`channels`]: a group's row with the viewer's membership, and its member list.
 //! - [`conversations`]: a user's conversation list with each last message.
+//! - [`moderation`]: a group's bans and send lists, a user's blocks.
 //! - [`checkpoints`]: the projections' checkpoints and halts (`readmodel::checkpoints`).
 //! - [`realtime`]: membership snapshot, a user's channels and catch-up pages for live push.
 
@@ -14,6 +15,7 @@ pub mod channels;
 pub mod checkpoints;
 pub mod conversations;
 pub mod messages;
+pub mod moderation;
 pub mod realtime;
 
 use deadpool_postgres::{Object, Pool, PoolError};

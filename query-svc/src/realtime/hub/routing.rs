@@ -6,6 +6,7 @@
 use super::membership::Membership;
 use super::{Out, PresenceState, TypingNotice};
 use crate::realtime::frames::{Device, ServerFrame};
+use events::event::{UserBlocked, UserUnblocked};
 use events::{ChannelId, ChannelKey, ChannelType, Envelope, Event, TenantId, Uid};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -83,6 +84,7 @@ pub fn event(seq: u64, env: &Envelope, m: &mut Membership, to: &mut impl Audienc
                 channel_type: 2,
                 uids: g.members.iter().map(Uid::as_str).collect(),
                 name: g.name.as_deref(),
+                owner: g.owner.as_ref().map(Uid::as_str),
             };
             to_members(m, to, tenant, &g.channel_id, None, &log_frame(seq, &frame));
         }
@@ -94,6 +96,7 @@ pub fn event(seq: u64, env: &Envelope, m: &mut Membership, to: &mut impl Audienc
                 channel_type: 2,
                 uids: a.uids.iter().map(Uid::as_str).collect(),
                 name: None,
+                owner: None,
             };
             to_members(m, to, tenant, &a.channel_id, None, &log_frame(seq, &frame));
         }
@@ -116,6 +119,70 @@ pub fn event(seq: u64, env: &Envelope, m: &mut Membership, to: &mut impl Audienc
             };
             to_members(m, to, tenant, &d.channel_id, None, &log_frame(seq, &frame));
             m.disband(tenant, &d.channel_id);
+        }
+        Event::MemberUpdated(e) => {
+            let frame = ServerFrame::MemberUpdated {
+                event_seq: seq,
+                channel_id: e.channel_id.as_str(),
+                channel_type: 2,
+                uid: e.uid.as_str(),
+                role: e.role.as_str(),
+                muted_until: e.muted_until,
+            };
+            to_members(m, to, tenant, &e.channel_id, None, &log_frame(seq, &frame));
+        }
+        Event::ChannelUpdated(e) => {
+            let frame = ServerFrame::ChannelUpdated {
+                event_seq: seq,
+                channel_id: e.channel_id.as_str(),
+                channel_type: 2,
+                muted: e.muted,
+                whitelist_only: e.whitelist_only,
+            };
+            to_members(m, to, tenant, &e.channel_id, None, &log_frame(seq, &frame));
+        }
+        Event::MemberBanned(e) => {
+            let frame = ServerFrame::MemberBanned {
+                event_seq: seq,
+                channel_id: e.channel_id.as_str(),
+                channel_type: 2,
+                uid: e.uid.as_str(),
+                until: e.until,
+            };
+            // A banned member learns of its ban (as of a removal), then nothing more.
+            to_members(m, to, tenant, &e.channel_id, None, &log_frame(seq, &frame));
+            m.remove(tenant, &e.channel_id, &e.uid);
+        }
+        Event::MemberUnbanned(e) => {
+            let frame = ServerFrame::MemberUnbanned {
+                event_seq: seq,
+                channel_id: e.channel_id.as_str(),
+                channel_type: 2,
+                uid: e.uid.as_str(),
+            };
+            to_members(m, to, tenant, &e.channel_id, None, &log_frame(seq, &frame));
+        }
+        Event::SendListChanged(e) => {
+            let frame = ServerFrame::SendListChanged {
+                event_seq: seq,
+                channel_id: e.channel_id.as_str(),
+                channel_type: 2,
+                list: e.list.as_str(),
+                added: e.added.iter().map(Uid::as_str).collect(),
+                removed: e.removed.iter().map(Uid::as_str).collect(),
+            };
+            to_members(m, to, tenant, &e.channel_id, None, &log_frame(seq, &frame));
+        }
+        // Only the blocker's own devices learn of a block: the blocked user is not told.
+        Event::UserBlocked(UserBlocked { uid, blocked_uid })
+        | Event::UserUnblocked(UserUnblocked { uid, blocked_uid }) => {
+            let frame = ServerFrame::BlockChanged {
+                event_seq: seq,
+                uid: uid.as_str(),
+                blocked_uid: blocked_uid.as_str(),
+                blocked: matches!(env.event, Event::UserBlocked(_)),
+            };
+            to.user(tenant, uid, &log_frame(seq, &frame));
         }
         Event::ReadPositionSet(r) => {
             let ct = r.channel.channel_type().as_u8();

@@ -281,6 +281,7 @@ impl Iterator for Mix {
                 channel_id: Self::group_id(c),
                 name: Some(format!("Group {i}")),
                 members: c.members.clone(),
+                owner: c.members.first().cloned(),
             });
             return Some(self.log.on_channel(&c.key, event));
         }
