@@ -9,7 +9,7 @@
 
 use crate::commands::{Command, CommandError, Commands};
 use async_nats::service::{Request, ServiceExt};
-use events::command::{Refusal, Reply, SendMessage, SetReadPosition};
+use events::command::{BlockUser, Refusal, RemoveMember, Reply, SendMessage, SetReadPosition};
 use events::subject::{CommandVerb, Subjects};
 use events::TenantId;
 use futures::StreamExt;
@@ -94,6 +94,8 @@ async fn answer(commands: &Commands, tenant: &TenantId, verb: CommandVerb, r: &R
     match verb {
         CommandVerb::Send => run::<SendMessage>(commands, tenant, &r.message.payload).await,
         CommandVerb::Read => run::<SetReadPosition>(commands, tenant, &r.message.payload).await,
+        CommandVerb::Block => run::<BlockUser>(commands, tenant, &r.message.payload).await,
+        CommandVerb::Leave => run::<RemoveMember>(commands, tenant, &r.message.payload).await,
     }
 }
 

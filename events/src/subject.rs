@@ -101,17 +101,29 @@ pub enum CommandVerb {
     Send,
     /// Move a read position (`read`).
     Read,
+    /// Block or unblock a user ([`crate::command::BlockUser`]; socket `block`, `unblock`).
+    Block,
+    /// Leave a group ([`crate::command::RemoveMember`] with `actor_uid` = `uid`; socket
+    /// `leave`).
+    Leave,
 }
 
 impl CommandVerb {
     /// Every verb.
-    pub const ALL: [CommandVerb; 2] = [CommandVerb::Send, CommandVerb::Read];
+    pub const ALL: [CommandVerb; 4] = [
+        CommandVerb::Send,
+        CommandVerb::Read,
+        CommandVerb::Block,
+        CommandVerb::Leave,
+    ];
 
     /// The verb's subject token.
     pub fn as_str(self) -> &'static str {
         match self {
             CommandVerb::Send => "send",
             CommandVerb::Read => "read",
+            CommandVerb::Block => "block",
+            CommandVerb::Leave => "leave",
         }
     }
 }

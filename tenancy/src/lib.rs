@@ -10,10 +10,12 @@
 //! - [`registry`]: the fold of the log (pure) and the questions requests ask of it.
 //! - [`live`]: the stream, the replay and the watch; [`live::Live`] implements
 //!   [`platform::live::LiveTenancy`], which `platform::auth` consults.
+//! - [`usage`]: when each key was last used, shared through a key-value bucket.
 
 pub mod keys;
 pub mod live;
 pub mod registry;
+pub mod usage;
 
 pub use live::Live;
 pub use registry::{KeyVerdict, Registry};

@@ -48,6 +48,12 @@ pub struct Live {
     revocations: broadcast::Sender<Revocation>,
     /// The stream's last sequence at start: [`Live::replayed`] waits for it.
     head: u64,
+    /// Key uses not yet written to the usage bucket ([`crate::usage`]).
+    usage: Arc<crate::usage::Usage>,
+    /// The usage bucket, opened on first read.
+    usage_store: tokio::sync::OnceCell<jetstream::kv::Store>,
+    js: jetstream::Context,
+    root: String,
 }
 
 /// Creates the tenancy stream if missing (idempotent): file storage, limits retention without
@@ -99,9 +105,45 @@ impl Live {
             applied: watch::Sender::new(0),
             revocations: broadcast::Sender::new(1024),
             head,
+            usage: Arc::default(),
+            usage_store: tokio::sync::OnceCell::new(),
+            js: js.clone(),
+            root: subjects.root().to_owned(),
         });
-        let follow = live.clone().follow(js, stream, stop);
-        Ok((live, follow))
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let flush = crate::usage::flush_loop(
+            live.usage.clone(),
+            js.clone(),
+            live.root.clone(),
+            async move {
+                let mut rx = stop_rx;
+                let _ = rx.wait_for(|s| *s).await;
+            },
+        );
+        let follow = live.clone().follow(js, stream, async move {
+            stop.await;
+            let _ = stop_tx.send(true);
+        });
+        Ok((live, async move {
+            futures::future::join(follow, flush).await;
+        }))
+    }
+
+    /// When every instance last saw `key_id` of `tenant` used (ms), as far as written to the
+    /// usage bucket (at most [`crate::usage::FLUSH`] behind); `None` if never, or if the
+    /// bucket cannot be read (logged).
+    pub async fn last_used(&self, tenant: &TenantId, key_id: &str) -> Option<i64> {
+        let store = self
+            .usage_store
+            .get_or_try_init(|| crate::usage::open(&self.js, &self.root))
+            .await
+            .map_err(|e| tracing::warn!(error = %e, "key usage bucket unavailable"))
+            .ok()?;
+        crate::usage::last_used(store, tenant, key_id)
+            .await
+            .map_err(|e| tracing::warn!(error = %e, "key usage not read"))
+            .ok()
+            .flatten()
     }
 
     /// Waits until everything logged before [`Live::start`] is applied.
@@ -240,9 +282,13 @@ impl Live {
 
 impl LiveTenancy for Live {
     fn tenant_of_key(&self, key: &str) -> Option<Result<TenantId, KeyRefusal>> {
-        crate::keys::key_id_of(key)?;
-        match self.read(|r| r.verify_key(key, platform::now_ms())) {
-            KeyVerdict::Valid(t) => Some(Ok(t)),
+        let key_id = crate::keys::key_id_of(key)?;
+        let now = platform::now_ms();
+        match self.read(|r| r.verify_key(key, now)) {
+            KeyVerdict::Valid(t) => {
+                self.usage.note(&t, key_id, now);
+                Some(Ok(t))
+            }
             KeyVerdict::Revoked => Some(Err(KeyRefusal::Revoked)),
             KeyVerdict::Expired => Some(Err(KeyRefusal::Expired)),
             KeyVerdict::Unknown => None,

@@ -5,8 +5,10 @@
 //
 //   QUERY_URL=http://127.0.0.1:5002 node tests/browser/chat.mjs
 //
-// Env: QUERY_URL (required; the query service, with PARLEY_DEV_TOKENS=1), CHROMIUM (default
-// /usr/bin/chromium), ARTIFACTS_DIR (screenshots on failure), CHAT_TIMEOUT_MS (overall, 60000).
+// Env: QUERY_URL (required; the query service, with PARLEY_DEV_TOKENS=1), COMMAND_URL and
+// API_KEY (the command service and a key of the dev tokens' tenant: the moderation step acts
+// as the operator; skipped when unset), CHROMIUM (default /usr/bin/chromium), ARTIFACTS_DIR
+// (screenshots on failure), CHAT_TIMEOUT_MS (overall, 60000).
 // Prints one line per step and a closing "browser: N passed, N failed"; exits 1 on failure.
 import { chromium } from 'playwright-core';
 import { mkdirSync } from 'node:fs';
@@ -14,6 +16,8 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 
 const QUERY_URL = (process.env.QUERY_URL || '').replace(/\/+$/, '');
+const COMMAND_URL = (process.env.COMMAND_URL || '').replace(/\/+$/, '');
+const API_KEY = process.env.API_KEY || '';
 const OVERALL_MS = Number(process.env.CHAT_TIMEOUT_MS || 60000);
 const STEP_MS = 15000;
 if (!QUERY_URL) {
@@ -115,6 +119,18 @@ async function openConversation(page, name, peer) {
   });
 }
 
+// A command as the internal system sends it (API key), which must succeed.
+async function command(method, path, body) {
+  const res = await fetch(COMMAND_URL + path, {
+    method,
+    headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  const answer = await res.text();
+  if (res.status !== 200) throw new Error(`${method} ${path} answered ${res.status}: ${answer}`);
+  return JSON.parse(answer);
+}
+
 function sameMessages(got, want) {
   return got.length === want.length && got.every((m, i) =>
     m.seq === want[i].seq && m.from === want[i].from && m.text === want[i].text);
@@ -205,6 +221,29 @@ async function run() {
     });
   }
   step('both show the conversation in order: seqs 1, 2');
+
+  if (COMMAND_URL && API_KEY) {
+    // Moderation: alice owns a group with bob and mutes him; bob's client says why he
+    // cannot send, and his message is refused (docs/moderation.md).
+    const group = `mod-${rnd}`;
+    await command('POST', '/v1/channels', { channel_id: group, members: [ALICE, BOB], actor_uid: ALICE });
+    await bob.fill(tid('group-input'), group);
+    await bob.click(tid('open-group-button'));
+    await openConversation(bob, 'bob', group);
+    await command('PATCH', `/v1/channels/${group}/members/${BOB}`, { muted_until: Date.now() + 600000, actor_uid: ALICE });
+    await until('bob: the send-restriction notice should say he is muted', async () => {
+      const shownNotice = await bob.$eval(tid('send-restriction'), (e) => !e.hidden);
+      const t = await text(bob, 'send-restriction');
+      return shownNotice && /muted in this group until/.test(t) ? true : { ok: false, seen: { shownNotice, t } };
+    });
+    await bob.fill(tid('composer-input'), 'can anyone hear me?');
+    await bob.click(tid('send-button'));
+    await until('bob: his message should be marked not sent with MEMBER_MUTED', async () => {
+      const err = await bob.$$eval(tid('pending-message'), (els) => els.map((e) => e.dataset.error || ''));
+      return err.some((e) => e.startsWith('MEMBER_MUTED')) ? true : { ok: false, seen: err };
+    });
+    step('bob, muted in a group, sees why he cannot send: the notice, and his message refused with MEMBER_MUTED');
+  }
 
   await alice.reload({ waitUntil: 'domcontentloaded' });
   await alice.waitForSelector(tid('login-button'), { timeout: STEP_MS });

@@ -1,6 +1,6 @@
 //! The browser client at `/`, driven in headless Chromium by Playwright (`playwright-core`,
 //! `tests/browser/chat.mjs`): two users in two pages exchange messages and see each other's
-//! typing, over the real services, NATS and Postgres.
+//! typing, and a muted user sees why it cannot send, over the real services, NATS and Postgres.
 
 use parley_tests::*;
 use std::process::Stdio;
@@ -8,7 +8,7 @@ use std::process::Stdio;
 #[tokio::test]
 async fn two_users_chat_in_real_browsers() {
     let env = TestEnv::new().await.expect("env");
-    let _cmd = env.command_svc().await.expect("command-svc");
+    let cmd = env.command_svc().await.expect("command-svc");
     let _projector = env.projector().await.expect("projector");
     let query = env.query_svc().await.expect("query-svc");
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
@@ -17,6 +17,8 @@ async fn two_users_chat_in_real_browsers() {
         .arg("chat.mjs")
         .current_dir(&dir)
         .env("QUERY_URL", query.url())
+        .env("COMMAND_URL", cmd.url())
+        .env("API_KEY", KEY_ACME)
         .env("ARTIFACTS_DIR", &artifacts)
         .stdin(Stdio::null())
         .output()

@@ -629,3 +629,79 @@ async fn moderation_holds_after_a_restart_and_a_rebuild_reproduces_it() {
     let (st, v) = s.q.get("/v1/channels/den/blacklist").await.unwrap();
     assert_eq!((st, v["uids"][0]["uid"].as_str()), (200, Some("zz")), "{v}");
 }
+
+#[tokio::test]
+async fn users_block_unblock_and_leave_over_the_socket() {
+    let s = stack().await;
+    ok(
+        &s.c,
+        "post",
+        "/v1/channels",
+        json!({"channel_id": "yard", "members": ["ivy", "jon"]}),
+    )
+    .await;
+    let mut ivy = Ws::connect(&s.query.url(), &mint(&s.c, "ivy", 1).await.unwrap())
+        .await
+        .unwrap();
+    ivy.sync(json!({"type": "sync"})).await.unwrap();
+
+    ivy.send(json!({"type": "block", "ref": "b1", "uid": "jon"}))
+        .await
+        .unwrap();
+    let f = ivy.expect("block_changed", WAIT).await.unwrap();
+    assert_eq!(
+        (
+            f["uid"].as_str(),
+            f["blocked_uid"].as_str(),
+            f["blocked"].as_bool()
+        ),
+        (Some("ivy"), Some("jon"), Some(true)),
+        "{f}"
+    );
+    let jon_to_ivy =
+        json!({"from_uid": "jon", "channel_type": 1, "channel_id": "ivy", "payload": "aGk="});
+    let (st, v) = s.c.post("/v1/messages", &jon_to_ivy).await.unwrap();
+    refused(st, &v, "BLOCKED", "channel_id");
+    ivy.send(json!({"type": "block", "ref": "b2", "uid": "ivy"}))
+        .await
+        .unwrap();
+    let e = ivy.expect("error", WAIT).await.unwrap();
+    assert_eq!(
+        (e["code"].as_str(), e["field"].as_str(), e["ref"].as_str()),
+        (Some("VALIDATION_ERROR"), Some("blocked_uid"), Some("b2")),
+        "{e}"
+    );
+    ivy.send(json!({"type": "unblock", "ref": "b3", "uid": "jon"}))
+        .await
+        .unwrap();
+    let f = ivy.expect("block_changed", WAIT).await.unwrap();
+    assert_eq!(f["blocked"], false, "{f}");
+    let (st, v) = s.c.post("/v1/messages", &jon_to_ivy).await.unwrap();
+    assert_eq!(st, 200, "unblocked, jon's message goes: {v}");
+
+    // ivy owns yard (its first member): she may not leave while jon remains.
+    ivy.send(json!({"type": "leave", "ref": "l1", "channel_id": "yard"}))
+        .await
+        .unwrap();
+    let e = ivy.expect("error", WAIT).await.unwrap();
+    assert_eq!(
+        (e["code"].as_str(), e["ref"].as_str()),
+        (Some("LAST_OWNER"), Some("l1")),
+        "{e}"
+    );
+    let mut jon = Ws::connect(&s.query.url(), &mint(&s.c, "jon", 1).await.unwrap())
+        .await
+        .unwrap();
+    jon.sync(json!({"type": "sync"})).await.unwrap();
+    jon.send(json!({"type": "leave", "ref": "l2", "channel_id": "yard"}))
+        .await
+        .unwrap();
+    let f = jon.expect("member_removed", WAIT).await.unwrap();
+    assert_eq!(
+        (f["uid"].as_str(), f["channel_id"].as_str()),
+        (Some("jon"), Some("yard")),
+        "{f}"
+    );
+    let f = ivy.expect("member_removed", WAIT).await.unwrap();
+    assert_eq!(f["uid"], "jon", "{f}");
+}

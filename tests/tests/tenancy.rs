@@ -224,6 +224,31 @@ async fn a_tenants_keys_and_suspension_hold_on_every_instance_within_a_second() 
         "a secret was listed: {v}"
     );
     assert_eq!(v["keys"][1]["label"], "billing", "{v}");
+    // The first key was used (on b and both query services), the second never: every
+    // instance's uses reach the list within the usage flush (5 s).
+    assert!(v["keys"][1]["last_used_at"].is_null(), "{v}");
+    let used_since = created["api_key"]["created_at"]
+        .as_i64()
+        .expect("created_at");
+    let deadline = std::time::Instant::now() + Duration::from_secs(8);
+    loop {
+        let (_, v) = admin(&a.url())
+            .get("/v1/admin/tenants/initech/keys")
+            .await
+            .expect("list");
+        if v["keys"][0]["last_used_at"]
+            .as_i64()
+            .is_some_and(|t| t >= used_since)
+        {
+            assert!(v["keys"][1]["last_used_at"].is_null(), "{v}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "last_used_at never set: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     // Revoking the first key: refused everywhere within a second; the second still works.
     let (s, _) = admin(&a.url())

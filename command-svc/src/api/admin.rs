@@ -393,6 +393,10 @@ pub struct KeyBody {
     /// ms since the Unix epoch, if revoked.
     #[oai(nullable)]
     pub revoked_at: Option<i64>,
+    /// When the key was last used, ms since the Unix epoch, on any instance (at most a few
+    /// seconds behind); null if never.
+    #[oai(nullable)]
+    pub last_used_at: Option<i64>,
 }
 
 impl From<tenancy::registry::Key> for KeyBody {
@@ -404,6 +408,7 @@ impl From<tenancy::registry::Key> for KeyBody {
             created_at: k.created_at,
             expires_at: k.record.expires_at,
             revoked_at: k.revoked_at,
+            last_used_at: None,
         }
     }
 }
@@ -698,7 +703,10 @@ impl AdminApi {
                     .collect::<Vec<_>>()
             })
         });
-        let keys = keys.ok_or_else(|| TenancyError::NoTenant(id.as_str().to_owned()))?;
+        let mut keys = keys.ok_or_else(|| TenancyError::NoTenant(id.as_str().to_owned()))?;
+        for k in &mut keys {
+            k.last_used_at = self.tenancy.live().last_used(&id, &k.key_id).await;
+        }
         Ok(Json(KeyList { keys }))
     }
 

@@ -119,7 +119,13 @@ impl Commands {
             }
             _ => None,
         };
-        match self.executor.execute(&p.tenant, &p.key, p.cmd).await? {
+        let outcome = self.executor.execute(&p.tenant, &p.key, p.cmd).await;
+        if let Err(crate::executor::ExecError::Domain(d)) = &outcome {
+            if let Some(code) = moderation_code(d) {
+                metrics::counter!("command_svc_sends_refused_total", "code" => code).increment(1);
+            }
+        }
+        match outcome? {
             Outcome::Appended {
                 event: Event::MessageSent(m),
                 event_seq,
@@ -143,6 +149,20 @@ impl Commands {
             other => Err(CommandError::Internal(format!("send ended in {other:?}"))),
         }
     }
+}
+
+/// The code of a send moderation refused (`None` for every other refusal).
+fn moderation_code(d: &crate::domain::error::DomainError) -> Option<&'static str> {
+    use crate::domain::error::DomainError as E;
+    Some(match d {
+        E::MemberMuted { .. } => "MEMBER_MUTED",
+        E::ChannelMuted => "CHANNEL_MUTED",
+        E::Banned { .. } => "BANNED",
+        E::Blacklisted(_) => "BLACKLISTED",
+        E::NotWhitelisted(_) => "NOT_WHITELISTED",
+        E::Blocked(_) => "BLOCKED",
+        _ => return None,
+    })
 }
 
 impl Command for SendMessage {

@@ -170,9 +170,10 @@ impl Command for BlockUser {
     type Output = BlockChanged;
 
     /// Idempotent: blocking a blocked user (or unblocking one not blocked) changes nothing.
+    /// Counts against `uid`'s `user-sends` limit.
     ///
     /// # Errors
-    /// 400 naming `uid` or `blocked_uid` (malformed, or the same user); 503.
+    /// 400 naming `uid` or `blocked_uid` (malformed, or the same user); 429; 503.
     async fn run(self, on: &Commands, tenant: &TenantId) -> Result<BlockChanged, CommandError> {
         let uid = id("uid", self.uid, Uid::parse)?;
         let blocked = id("blocked_uid", self.blocked_uid, Uid::parse)?;
@@ -182,6 +183,8 @@ impl Command for BlockUser {
                 "a user cannot block itself",
             ));
         }
+        // A write by `uid`: counted as one of its sends (so toggling cannot flood the log).
+        on.count(tenant, &uid, platform::ratelimit::Scope::UserSends)?;
         let key = ChannelKey::personal(&uid, &blocked);
         let cmd = Domain::Block {
             uid: uid.clone(),

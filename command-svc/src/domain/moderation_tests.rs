@@ -174,7 +174,7 @@ fn an_admin_grants_at_most_admin() {
     let s = role(&s, "bo", Role::Admin, "ann").unwrap();
     assert_eq!(s.moderation.role("bo"), Role::Admin);
     assert!(
-        matches!(role(&s, "ann", Role::Admin, "bo"), Ok(_)),
+        role(&s, "ann", Role::Admin, "bo").is_ok(),
         "no change is no event"
     );
 }

@@ -330,6 +330,44 @@ mod tests {
     }
 
     #[test]
+    fn moderation_is_planned_in_log_order_and_blocks_after_the_heads() {
+        let mut banned = group_created(3, "g", &["a"]);
+        banned.envelope.event = Event::MemberBanned(MemberBanned {
+            channel_id: events::ChannelId::parse("g").unwrap(),
+            uid: events::Uid::parse("b").unwrap(),
+            until: Some(9),
+            by: None,
+        });
+        let mut block = group_created(2, "g", &["a"]);
+        block.envelope.event = Event::UserBlocked(UserBlocked {
+            uid: events::Uid::parse("b").unwrap(),
+            blocked_uid: events::Uid::parse("a").unwrap(),
+        });
+        let batch = vec![
+            group_created(1, "g", &["a", "b"]),
+            block,
+            banned,
+            personal_msg(4, "a", "b", 1, None),
+        ];
+        let steps = plan(&batch);
+        assert!(matches!(&steps[0], Step::Created { owner: Some(o), .. } if o == "a"));
+        assert!(matches!(
+            &steps[1],
+            Step::Moderated { change: Change::Banned { uid, until: Some(9), .. }, event_seq: 3, .. } if uid == "b"
+        ));
+        assert!(matches!(steps[2], Step::Messages { .. }));
+        // The block comes after the head its pair's message creates, whatever the batch.
+        let Step::Blocked(b) = &steps[3] else {
+            panic!("{steps:?}")
+        };
+        assert_eq!(
+            (b.channel_key.as_str(), b.uid.as_str(), b.block),
+            ("a b", "b", true)
+        );
+        assert_eq!(steps.len(), 4);
+    }
+
+    #[test]
     fn text_postgres_cannot_hold_is_planned_storable() {
         let mut created = group_created(1, "g", &["a"]);
         if let Event::GroupCreated(e) = &mut created.envelope.event {

@@ -148,10 +148,60 @@ pub fn read(
     reference: Option<String>,
     cmd: events::command::SetReadPosition,
 ) -> CommandFuture {
-    let subject = rt.subjects.command(&claims.tenant, CommandVerb::Read);
+    forward::<_, events::command::ReadPositionMoved>(rt, claims, reference, CommandVerb::Read, cmd)
+}
+
+/// Forwards a `block` (`unblock: false`) or `unblock` frame as the token's user: its answer is
+/// the `block_changed` frame the log pushes to the user's connections, or an `error` frame.
+pub fn block(
+    rt: &Realtime,
+    claims: &UserClaims,
+    reference: Option<String>,
+    uid: String,
+    unblock: bool,
+) -> CommandFuture {
+    let cmd = events::command::BlockUser {
+        uid: claims.uid.as_str().to_owned(),
+        blocked_uid: uid,
+        unblock,
+    };
+    forward::<_, events::command::BlockChanged>(rt, claims, reference, CommandVerb::Block, cmd)
+}
+
+/// Forwards a `leave` frame: the token's user leaves the group (`actor_uid` = its uid, so the
+/// last-owner rule applies). Its answer is the `member_removed` frame, or an `error` frame.
+pub fn leave(
+    rt: &Realtime,
+    claims: &UserClaims,
+    reference: Option<String>,
+    channel_id: String,
+) -> CommandFuture {
+    let me = claims.uid.as_str().to_owned();
+    let cmd = events::command::RemoveMember {
+        channel_id,
+        uid: me.clone(),
+        actor_uid: Some(me),
+    };
+    forward::<_, events::command::GroupChanged>(rt, claims, reference, CommandVerb::Leave, cmd)
+}
+
+/// Sends `cmd` to the command service's `verb` endpoint; resolves to nothing on success (the
+/// effect comes back as log frames) or to an `error` frame with `reference`.
+fn forward<C, T>(
+    rt: &Realtime,
+    claims: &UserClaims,
+    reference: Option<String>,
+    verb: CommandVerb,
+    cmd: C,
+) -> CommandFuture
+where
+    C: serde::Serialize + Send + Sync + 'static,
+    T: serde::de::DeserializeOwned + Send + 'static,
+{
+    let subject = rt.subjects.command(&claims.tenant, verb);
     let nats = rt.nats.clone();
     CommandFuture::Pending(Box::pin(async move {
-        match request::<_, events::command::ReadPositionMoved>(&nats, subject, &cmd).await {
+        match request::<_, T>(&nats, subject, &cmd).await {
             Ok(_) => String::new(),
             Err(e) => ServerFrame::Error {
                 reference: reference.as_deref(),
@@ -162,7 +212,6 @@ pub fn read(
     }))
 }
 
-/// A command over NATS request/reply to the command service.
 async fn request<C: serde::Serialize, T: serde::de::DeserializeOwned>(
     nats: &async_nats::Client,
     subject: String,

@@ -78,6 +78,29 @@ impl Session<'_> {
                     message_seq,
                 },
             ))),
+            ClientFrame::Block { reference, uid } => Ok(Some(commands::block(
+                rt,
+                &self.claims,
+                reference,
+                uid,
+                false,
+            ))),
+            ClientFrame::Unblock { reference, uid } => Ok(Some(commands::block(
+                rt,
+                &self.claims,
+                reference,
+                uid,
+                true,
+            ))),
+            ClientFrame::Leave {
+                reference,
+                channel_id,
+            } => Ok(Some(commands::leave(
+                rt,
+                &self.claims,
+                reference,
+                channel_id,
+            ))),
             ClientFrame::Typing {
                 reference,
                 channel_type,

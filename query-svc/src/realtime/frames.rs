@@ -70,6 +70,30 @@ pub enum ClientFrame {
         /// The new read position.
         message_seq: u64,
     },
+    /// The token's user blocks `uid`: `uid`'s sends to it are refused (`BLOCKED`).
+    Block {
+        /// Echoed in an error.
+        #[serde(default, rename = "ref")]
+        reference: Option<String>,
+        /// The user to block.
+        uid: String,
+    },
+    /// The token's user unblocks `uid`.
+    Unblock {
+        /// Echoed in an error.
+        #[serde(default, rename = "ref")]
+        reference: Option<String>,
+        /// The user to unblock.
+        uid: String,
+    },
+    /// The token's user leaves a group (the last owner may not while others remain).
+    Leave {
+        /// Echoed in an error.
+        #[serde(default, rename = "ref")]
+        reference: Option<String>,
+        /// The group.
+        channel_id: String,
+    },
     /// The user is typing in a channel.
     Typing {
         /// Echoed in an error.
@@ -155,6 +179,9 @@ impl ClientFrame {
             ClientFrame::Sync { reference, .. }
             | ClientFrame::Send { reference, .. }
             | ClientFrame::Read { reference, .. }
+            | ClientFrame::Block { reference, .. }
+            | ClientFrame::Unblock { reference, .. }
+            | ClientFrame::Leave { reference, .. }
             | ClientFrame::Typing { reference, .. }
             | ClientFrame::PresenceSubscribe { reference, .. }
             | ClientFrame::Ping { reference } => reference.as_deref(),
