@@ -1,16 +1,38 @@
-//! How many instances of a service are alive, for splitting a deployment-wide rate budget
-//! ([`crate::ratelimit`]).
+//! How many instances of a service are alive ([`Share`]), for splitting a deployment-wide rate
+//! budget ([`crate::ratelimit`], which reads it).
 //!
 //! Each instance puts `<service>.<instance id>` into the key-value bucket `<root>_instances`
 //! (memory storage, entries expire after [`TTL`]) every [`BEAT`], and counts the live keys of
 //! its service as often. An instance that dies stops counting within [`TTL`]; one that starts
 //! is counted within a [`BEAT`]. While NATS is unreachable the last count stays.
 
-use crate::ratelimit::Share;
 use async_nats::jetstream::{self, kv};
 use futures::StreamExt;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// The live number of instances of this service (at least 1).
+#[derive(Debug)]
+pub struct Share(AtomicU32);
+
+impl Default for Share {
+    fn default() -> Self {
+        Self(AtomicU32::new(1))
+    }
+}
+
+impl Share {
+    /// Instances now.
+    pub fn get(&self) -> u32 {
+        self.0.load(Ordering::Relaxed).max(1)
+    }
+
+    /// Records `n` live instances.
+    pub fn set(&self, n: u32) {
+        self.0.store(n.max(1), Ordering::Relaxed);
+    }
+}
 
 /// How often an instance announces itself and counts the others.
 pub const BEAT: Duration = Duration::from_secs(1);

@@ -25,7 +25,6 @@ use governor::state::{InMemoryState, NotKeyed};
 use governor::{clock::DefaultClock, Quota, RateLimiter};
 use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -128,27 +127,7 @@ impl Outcome {
     }
 }
 
-/// The live number of instances of this service (at least 1).
-#[derive(Debug)]
-pub struct Share(AtomicU32);
-
-impl Default for Share {
-    fn default() -> Self {
-        Self(AtomicU32::new(1))
-    }
-}
-
-impl Share {
-    /// Instances now.
-    pub fn get(&self) -> u32 {
-        self.0.load(Ordering::Relaxed).max(1)
-    }
-
-    /// Records `n` live instances.
-    pub fn set(&self, n: u32) {
-        self.0.store(n.max(1), Ordering::Relaxed);
-    }
-}
+pub use crate::instances::Share;
 
 struct Bucket<L> {
     local: u32,

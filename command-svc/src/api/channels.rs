@@ -2,7 +2,6 @@
 //! the channel's send settings (one path, one API: the document keeps one entry per path).
 
 use super::docs::{self, AddErrors, ApiTags, CreateErrors, GroupPathErrors, ModerationErrors};
-use super::moderation::{UpdateChannelRequest, UpdateMemberRequest};
 use super::AppState;
 use events::command::{
     AddMembers, CreateGroup, DisbandGroup, GroupChanged, RemoveMember, UpdateChannel, UpdateMember,
@@ -17,6 +16,9 @@ use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{Object, OpenApi};
 
 pub use crate::commands::fields::MAX_MEMBERS_PER_REQUEST;
+
+/// Largest body of the small member and moderation requests: a few ids and numbers.
+pub(super) const SMALL_BODY: usize = 4 * MAX_ID_JSON_BYTES + 256;
 
 /// A new group.
 #[derive(Debug, Clone, Object, serde::Deserialize)]
@@ -119,6 +121,72 @@ impl BoundedBody for CreateChannelRequest {
 impl BoundedBody for AddMembersRequest {
     fn max_body_bytes(_: &BodyRules) -> usize {
         max_members_bytes()
+    }
+}
+
+/// A member's new role and/or mute.
+#[derive(Debug, Clone, Object, serde::Deserialize)]
+#[oai(deny_unknown_fields, example)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateMemberRequest {
+    /// `owner`, `admin` or `member`. An actor grants at most its own role; the last owner may
+    /// not step down.
+    #[serde(default)]
+    pub role: Option<String>,
+    /// Muted until this time, ms since the Unix epoch (a past time unmutes); `null` unmutes.
+    /// A muted member's sends are 403 `MEMBER_MUTED`.
+    #[serde(default)]
+    pub muted_until: MaybeUndefined<i64>,
+    /// The member acting (an owner or admin who outranks `uid`). Absent: an operator call.
+    #[serde(default)]
+    pub actor_uid: Option<String>,
+}
+
+impl poem_openapi::types::Example for UpdateMemberRequest {
+    fn example() -> Self {
+        Self {
+            role: Some("admin".into()),
+            muted_until: MaybeUndefined::Undefined,
+            actor_uid: Some("alice".into()),
+        }
+    }
+}
+
+/// A group's new send settings.
+#[derive(Debug, Clone, Object, serde::Deserialize)]
+#[oai(deny_unknown_fields, example)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateChannelRequest {
+    /// Channel-wide mute: only owners and admins may send (others get 403 `CHANNEL_MUTED`).
+    #[serde(default)]
+    pub muted: Option<bool>,
+    /// Whitelist mode: only whitelisted uids, owners and admins may send (others get 403
+    /// `NOT_WHITELISTED`).
+    #[serde(default)]
+    pub whitelist_only: Option<bool>,
+    /// The member acting (an owner or admin). Absent: an operator call.
+    #[serde(default)]
+    pub actor_uid: Option<String>,
+}
+
+impl poem_openapi::types::Example for UpdateChannelRequest {
+    fn example() -> Self {
+        Self {
+            muted: Some(false),
+            whitelist_only: Some(false),
+            actor_uid: Some("alice".into()),
+        }
+    }
+}
+
+impl BoundedBody for UpdateMemberRequest {
+    fn max_body_bytes(_: &BodyRules) -> usize {
+        SMALL_BODY
+    }
+}
+impl BoundedBody for UpdateChannelRequest {
+    fn max_body_bytes(_: &BodyRules) -> usize {
+        SMALL_BODY
     }
 }
 
