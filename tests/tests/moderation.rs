@@ -398,7 +398,7 @@ async fn each_refused_send_has_its_own_code_and_writes_nothing_on_every_path() {
             .unwrap();
     assert_eq!(
         refusal(st, &v),
-        (400, "VALIDATION_ERROR".into(), "blocked_uid".into()),
+        (400, "VALIDATION_ERROR".into(), "uid".into()),
         "{v}"
     );
 
@@ -668,7 +668,7 @@ async fn users_block_unblock_and_leave_over_the_socket() {
     let e = ivy.expect("error", WAIT).await.unwrap();
     assert_eq!(
         (e["code"].as_str(), e["field"].as_str(), e["ref"].as_str()),
-        (Some("VALIDATION_ERROR"), Some("blocked_uid"), Some("b2")),
+        (Some("VALIDATION_ERROR"), Some("uid"), Some("b2")),
         "{e}"
     );
     ivy.send(json!({"type": "unblock", "ref": "b3", "uid": "jon"}))

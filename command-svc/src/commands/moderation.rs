@@ -173,15 +173,14 @@ impl Command for BlockUser {
     /// Counts against `uid`'s `user-sends` limit.
     ///
     /// # Errors
-    /// 400 naming `uid` or `blocked_uid` (malformed, or the same user); 429; 503.
+    /// 400 naming `uid` (the user to block: malformed, or the blocker itself); 429; 503.
     async fn run(self, on: &Commands, tenant: &TenantId) -> Result<BlockChanged, CommandError> {
+        // The blocker comes from the path or the token (checked there); the user to block is
+        // the `uid` of the REST body and of the socket frame, so errors name it `uid`.
         let uid = id("uid", self.uid, Uid::parse)?;
-        let blocked = id("blocked_uid", self.blocked_uid, Uid::parse)?;
+        let blocked = id("uid", self.blocked_uid, Uid::parse)?;
         if uid == blocked {
-            return Err(CommandError::invalid(
-                "blocked_uid",
-                "a user cannot block itself",
-            ));
+            return Err(CommandError::invalid("uid", "a user cannot block itself"));
         }
         // A write by `uid`: counted as one of its sends (so toggling cannot flood the log).
         on.count(tenant, &uid, platform::ratelimit::Scope::UserSends)?;
