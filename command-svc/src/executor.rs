@@ -51,6 +51,17 @@ pub enum Outcome {
     },
 }
 
+impl Outcome {
+    /// The log position to read the outcome back at: the appended event's, the original's
+    /// for a retried send, the channel's last for no change.
+    pub fn event_seq(&self) -> u64 {
+        match self {
+            Outcome::Appended { event_seq, .. } | Outcome::Unchanged { event_seq } => *event_seq,
+            Outcome::Duplicate(r) => r.event_seq,
+        }
+    }
+}
+
 /// Why a command failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {

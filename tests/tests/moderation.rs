@@ -89,13 +89,6 @@ async fn members(q: &Api, group: &str, at: u64) -> Vec<(String, String, Option<i
         .collect()
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_millis() as i64
-}
-
 #[tokio::test]
 async fn roles_decide_who_may_manage_the_group_and_operator_calls_keep_working() {
     let s = stack().await;
@@ -234,7 +227,7 @@ async fn each_refused_send_has_its_own_code_and_writes_nothing_on_every_path() {
     accepted += 1;
 
     // A muted member, on REST, in a batch and over the socket.
-    let until = now_ms() + 600_000;
+    let until = platform::now_ms() + 600_000;
     ok(
         &s.c,
         "patch",
@@ -445,7 +438,7 @@ async fn moderation_frames_reach_the_members_and_a_ban_ends_delivery() {
     boss.sync(json!({"type": "sync"})).await.unwrap();
     pat.sync(json!({"type": "sync"})).await.unwrap();
 
-    let until = now_ms() + 60_000;
+    let until = platform::now_ms() + 60_000;
     ok(
         &s.c,
         "patch",
@@ -536,7 +529,7 @@ async fn moderation_holds_after_a_restart_and_a_rebuild_reproduces_it() {
         json!({"channel_id": "den", "members": ["a1", "a2", "a3", "a4"], "actor_uid": "a1"}),
     )
     .await;
-    let until = now_ms() + 600_000;
+    let until = platform::now_ms() + 600_000;
     ok(
         &s.c,
         "patch",

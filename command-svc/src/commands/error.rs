@@ -167,7 +167,7 @@ impl CommandError {
 }
 
 /// The code of a domain refusal and the field it is about (if one).
-fn refusal(d: &DomainError) -> (&'static str, Option<&'static str>) {
+pub(crate) fn refusal(d: &DomainError) -> (&'static str, Option<&'static str>) {
     match d {
         DomainError::ChannelNotFound => ("CHANNEL_NOT_FOUND", None),
         DomainError::ConversationNotFound => ("CONVERSATION_NOT_FOUND", None),

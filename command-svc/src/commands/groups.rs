@@ -23,10 +23,7 @@ pub(super) fn group(raw: String) -> Result<(ChannelId, ChannelKey), CommandError
 }
 
 pub(super) fn changed(channel_id: &ChannelId, o: &Outcome) -> GroupChanged {
-    let event_seq = match o {
-        Outcome::Appended { event_seq, .. } | Outcome::Unchanged { event_seq } => *event_seq,
-        Outcome::Duplicate(r) => r.event_seq,
-    };
+    let event_seq = o.event_seq();
     let added = match o {
         Outcome::Appended {
             event: Event::MembersAdded(e),

@@ -121,7 +121,8 @@ impl Commands {
         };
         let outcome = self.executor.execute(&p.tenant, &p.key, p.cmd).await;
         if let Err(crate::executor::ExecError::Domain(d)) = &outcome {
-            if let Some(code) = moderation_code(d) {
+            if d.is_moderation() {
+                let (code, _) = super::error::refusal(d);
                 metrics::counter!("command_svc_sends_refused_total", "code" => code).increment(1);
             }
         }
@@ -149,20 +150,6 @@ impl Commands {
             other => Err(CommandError::Internal(format!("send ended in {other:?}"))),
         }
     }
-}
-
-/// The code of a send moderation refused (`None` for every other refusal).
-fn moderation_code(d: &crate::domain::error::DomainError) -> Option<&'static str> {
-    use crate::domain::error::DomainError as E;
-    Some(match d {
-        E::MemberMuted { .. } => "MEMBER_MUTED",
-        E::ChannelMuted => "CHANNEL_MUTED",
-        E::Banned { .. } => "BANNED",
-        E::Blacklisted(_) => "BLACKLISTED",
-        E::NotWhitelisted(_) => "NOT_WHITELISTED",
-        E::Blocked(_) => "BLOCKED",
-        _ => return None,
-    })
 }
 
 impl Command for SendMessage {

@@ -7,7 +7,6 @@ use super::groups::{actor, changed, group};
 use super::{Command, CommandError, Commands};
 use crate::domain::channel::Command as Domain;
 use crate::domain::moderation::Act;
-use crate::executor::Outcome;
 use events::command::{
     BanUser, BlockChanged, BlockUser, ChangeSendList, GroupChanged, UpdateChannel, UpdateMember,
 };
@@ -189,10 +188,7 @@ impl Command for BlockUser {
             uid: uid.clone(),
             block: !self.unblock,
         };
-        let event_seq = match on.executor.execute(tenant, &key, cmd).await? {
-            Outcome::Appended { event_seq, .. } | Outcome::Unchanged { event_seq } => event_seq,
-            Outcome::Duplicate(r) => r.event_seq,
-        };
+        let event_seq = on.executor.execute(tenant, &key, cmd).await?.event_seq();
         Ok(BlockChanged {
             uid: uid.to_string(),
             blocked_uid: blocked.to_string(),

@@ -70,3 +70,18 @@ pub enum DomainError {
     #[error("the recipient blocked {0}")]
     Blocked(String),
 }
+
+impl DomainError {
+    /// A send refused by a moderation rule (a ban, a mute, a list, a block).
+    pub fn is_moderation(&self) -> bool {
+        matches!(
+            self,
+            DomainError::MemberMuted { .. }
+                | DomainError::ChannelMuted
+                | DomainError::Banned { .. }
+                | DomainError::Blacklisted(_)
+                | DomainError::NotWhitelisted(_)
+                | DomainError::Blocked(_)
+        )
+    }
+}

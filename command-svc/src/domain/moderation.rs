@@ -64,6 +64,13 @@ impl Moderation {
         self.muted_until.remove(uid);
     }
 
+    fn listed(&self, list: SendList) -> &BTreeSet<String> {
+        match list {
+            SendList::Blacklist => &self.blacklist,
+            SendList::Whitelist => &self.whitelist,
+        }
+    }
+
     fn list(&mut self, list: SendList) -> &mut BTreeSet<String> {
         match list {
             SendList::Blacklist => &mut self.blacklist,
@@ -408,10 +415,7 @@ pub fn decide(
         }
         Act::ChangeList { list, add, remove } => {
             auth.moderator(&format!("change the {}", list.as_str()))?;
-            let current = match list {
-                SendList::Blacklist => &m.blacklist,
-                SendList::Whitelist => &m.whitelist,
-            };
+            let current = m.listed(list);
             let mut seen = BTreeSet::new();
             let added: Vec<Uid> = add
                 .into_iter()

@@ -76,27 +76,36 @@ pub struct ChannelsApi {
     pub state: Arc<AppState>,
 }
 
-impl ChannelsApi {
-    /// The live group `channel_id`, checking `viewer`'s membership when given.
-    pub(super) async fn live_group(
-        &self,
-        tenant: &TenantId,
-        channel_id: &ChannelId,
-        viewer: Option<&Uid>,
-    ) -> Result<GroupRow, ApiError> {
-        let group = store::channels::group(
-            &self.state.pool,
-            tenant.as_str(),
-            channel_id.as_str(),
-            viewer.map(Uid::as_str),
-        )
-        .await?
-        .filter(|g| !g.disbanded)
-        .ok_or_else(channel_not_found)?;
-        if viewer.is_some() && !group.viewer_is_member {
-            return Err(not_a_member());
-        }
-        Ok(group)
+/// The live group `channel_id`, checking `viewer`'s membership when given.
+pub(super) async fn live_group(
+    state: &AppState,
+    tenant: &TenantId,
+    channel_id: &ChannelId,
+    viewer: Option<&Uid>,
+) -> Result<GroupRow, ApiError> {
+    let group = store::channels::group(
+        &state.pool,
+        tenant.as_str(),
+        channel_id.as_str(),
+        viewer.map(Uid::as_str),
+    )
+    .await?
+    .filter(|g| !g.disbanded)
+    .ok_or_else(channel_not_found)?;
+    if viewer.is_some() && !group.viewer_is_member {
+        return Err(not_a_member());
+    }
+    Ok(group)
+}
+
+/// A `cursor` of a page by uid (the last uid of the previous page) as the uid to start after
+/// (`""` for the first page).
+pub(super) fn uid_cursor(cursor: Option<&str>) -> Result<String, ApiError> {
+    match cursor {
+        None => Ok(String::new()),
+        Some(c) => Uid::parse(c)
+            .map(|u| u.to_string())
+            .map_err(|_| ApiError::invalid_cursor()),
     }
 }
 
@@ -138,9 +147,7 @@ impl ChannelsApi {
         }
         self.state.consistent(&READS, min_event_seq.0).await?;
 
-        let g = self
-            .live_group(&tenant, &channel_id, viewer.as_ref())
-            .await?;
+        let g = live_group(&self.state, &tenant, &channel_id, viewer.as_ref()).await?;
         Ok(Json(ChannelInfo {
             channel_id: channel_id.to_string(),
             channel_type: 2,
@@ -186,20 +193,16 @@ impl ChannelsApi {
         if let Some(v) = &viewer {
             super::count_read(&self.state, req, &tenant, v)?;
         }
-        let after = match cursor.0.as_deref() {
-            None => None,
-            Some(c) => Some(events::Uid::parse(c).map_err(|_| ApiError::invalid_cursor())?),
-        };
+        let after = uid_cursor(cursor.0.as_deref())?;
         let limit = parse_limit(limit.0, DEFAULT_MEMBERS, MAX_MEMBERS)?;
         self.state.consistent(&READS, min_event_seq.0).await?;
 
-        self.live_group(&tenant, &channel_id, viewer.as_ref())
-            .await?;
+        live_group(&self.state, &tenant, &channel_id, viewer.as_ref()).await?;
         let (rows, more) = store::channels::members(
             &self.state.pool,
             tenant.as_str(),
             channel_id.as_str(),
-            after.as_ref().map_or("", Uid::as_str),
+            &after,
             limit,
         )
         .await?;

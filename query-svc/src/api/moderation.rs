@@ -2,7 +2,7 @@
 //! `GET /v1/users/{uid}/blocks`: moderation state, read from the `channels` projection
 //! (docs/moderation.md). Roles and mutes are in `GET /v1/channels/{channel_id}/members`.
 
-use super::channels::{optional_uid, ChannelsApi};
+use super::channels::{live_group, optional_uid, uid_cursor};
 use super::docs::{self, BlockListErrors, ChannelErrors};
 use super::{parse_channel_id, parse_limit, ApiTags, AppState};
 use crate::consistency::Projection;
@@ -70,15 +70,6 @@ pub struct ModerationApi {
     pub state: Arc<AppState>,
 }
 
-fn after(cursor: Option<&str>) -> Result<String, ApiError> {
-    match cursor {
-        None => Ok(String::new()),
-        Some(c) => events::Uid::parse(c)
-            .map(|u| u.to_string())
-            .map_err(|_| ApiError::invalid_cursor()),
-    }
-}
-
 impl ModerationApi {
     /// A group's page of `of`, after the group and viewer checks of `GET …/members`.
     #[allow(clippy::too_many_arguments)] // the operation's parameters, passed through
@@ -99,15 +90,10 @@ impl ModerationApi {
         if let Some(v) = &viewer {
             super::count_read(&self.state, req, &tenant, v)?;
         }
-        let after = after(cursor)?;
+        let after = uid_cursor(cursor)?;
         let limit = parse_limit(limit, DEFAULT_LIMIT, MAX_LIMIT)?;
         self.state.consistent(&READS, min_event_seq).await?;
-        let groups = ChannelsApi {
-            state: self.state.clone(),
-        };
-        groups
-            .live_group(&tenant, &channel_id, viewer.as_ref())
-            .await?;
+        live_group(&self.state, &tenant, &channel_id, viewer.as_ref()).await?;
         let of = match list {
             None => Of::Bans {
                 channel_id: channel_id.as_str(),
@@ -295,7 +281,7 @@ impl ModerationApi {
         let tenant = auth.caller().tenant().clone();
         let uid = auth.caller().viewer("uid", Some(&uid.0))?;
         super::count_read(&self.state, req, &tenant, &uid)?;
-        let after = after(cursor.0.as_deref())?;
+        let after = uid_cursor(cursor.0.as_deref())?;
         let limit = parse_limit(limit.0, DEFAULT_LIMIT, MAX_LIMIT)?;
         self.state.consistent(&READS, min_event_seq.0).await?;
         let of = Of::Blocks { uid: uid.as_str() };
